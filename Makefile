@@ -1,0 +1,78 @@
+# One task runner for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+UV := .tools/venv/bin/uv
+INFRA := deploy/local/infra.sh
+# Use an external Kafka/PostgreSQL when both variables are set; else start the local ones.
+EXTERNAL_INFRA := $(if $(and $(KAFKA_BOOTSTRAP_SERVERS),$(DATABASE_URL)),1,)
+WITH_INFRA_ENV := $(if $(EXTERNAL_INFRA),true,eval "$$($(INFRA) env)")
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "[make] installing uv $(UV_VERSION) into .tools/venv"
+	@python3 -m venv .tools/venv
+	@.tools/venv/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+.PHONY: sync
+sync: $(UV) ## install the workspace (all packages, locked versions) into .venv
+	@$(UV) sync --all-packages --locked --quiet
+
+.PHONY: services-up
+services-up: sync ## install if needed and start Kafka and PostgreSQL; prints the env vars
+ifeq ($(EXTERNAL_INFRA),1)
+	@echo "[make] using KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) and DATABASE_URL from the environment"
+else
+	@$(INFRA) start
+endif
+
+.PHONY: services-down
+services-down: ## stop the local Kafka and PostgreSQL started by services-up
+	@$(INFRA) stop
+
+.PHONY: services-status
+services-status: ## show whether the local Kafka and PostgreSQL are ready
+	@$(INFRA) status
+
+.PHONY: lint
+lint: sync ## ruff (lint and format check) and mypy --strict
+	@echo "[make] ruff"
+	@$(UV) run --no-sync ruff check .
+	@$(UV) run --no-sync ruff format --check .
+	@echo "[make] mypy --strict"
+	@$(UV) run --no-sync mypy
+
+.PHONY: format
+format: sync ## apply ruff's fixes and formatting
+	@$(UV) run --no-sync ruff check --fix .
+	@$(UV) run --no-sync ruff format .
+
+.PHONY: schemas
+schemas: sync ## regenerate the JSON Schemas of the events under docs/schemas
+	@$(UV) run --no-sync python -m koalr_contracts.schema docs/schemas
+
+.PHONY: test
+test: services-up lint ## everything: infrastructure, lint, types, unit, integration and e2e tests
+	@echo "[make] pytest (unit, integration, e2e) against the real Kafka and PostgreSQL"
+	@$(WITH_INFRA_ENV) && KOALR_FORBID_SKIPS=1 $(UV) run --no-sync pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: sync ## only the tests that need no Kafka or PostgreSQL
+	@$(UV) run --no-sync pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: services-up ## benchmarks: prints a table and appends to bench/results.csv
+	@$(WITH_INFRA_ENV) && $(UV) run --no-sync python -m bench
+
+.PHONY: sandbox
+sandbox: sync ## run the Cursor API sandbox (port SANDBOX_PORT, default 8010)
+	@$(UV) run --no-sync koalr-sandbox
+
+.PHONY: clean
+clean: ## remove caches (keeps .infra data; `make services-down` first to stop the services)
+	@rm -rf .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,72 @@
+"""Shared event contracts: Pydantic v2 models of every event, topic names, decoding.
+
+Pure data: no I/O and no framework imports beyond pydantic.
+"""
+
+from koalr_contracts import topics
+from koalr_contracts.decoding import (
+    AnyEvent,
+    EventDecodeError,
+    base_topic,
+    decode_event,
+    describe_validation_error,
+    encode_event,
+)
+from koalr_contracts.events import (
+    EVENT_TYPES,
+    SCHEMA_VERSION,
+    Cents,
+    CycleSpendSnapshot,
+    DeadLetter,
+    ErrorCode,
+    Event,
+    IntegrationConnected,
+    IntegrationCredentialsRotated,
+    IntegrationDisconnected,
+    IntegrationStatus,
+    MemberRef,
+    MemberSpend,
+    ModelUsage,
+    Plan,
+    Provider,
+    RequestKind,
+    SyncJobRequested,
+    SyncProgress,
+    SyncReason,
+    SyncState,
+    SyncStatusChanged,
+    UsageRecord,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "SCHEMA_VERSION",
+    "AnyEvent",
+    "Cents",
+    "CycleSpendSnapshot",
+    "DeadLetter",
+    "ErrorCode",
+    "Event",
+    "EventDecodeError",
+    "IntegrationConnected",
+    "IntegrationCredentialsRotated",
+    "IntegrationDisconnected",
+    "IntegrationStatus",
+    "MemberRef",
+    "MemberSpend",
+    "ModelUsage",
+    "Plan",
+    "Provider",
+    "RequestKind",
+    "SyncJobRequested",
+    "SyncProgress",
+    "SyncReason",
+    "SyncState",
+    "SyncStatusChanged",
+    "UsageRecord",
+    "base_topic",
+    "decode_event",
+    "describe_validation_error",
+    "encode_event",
+    "topics",
+]

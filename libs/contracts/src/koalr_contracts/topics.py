@@ -1,0 +1,24 @@
+"""Kafka topic names. Every topic is keyed by ``integration_id``.
+
+Services never spell a topic name themselves: they import these constants (and may prefix them
+with a namespace, see ``koalr_runtime.settings``), so a rename is one change here.
+"""
+
+from typing import Final
+
+INTEGRATIONS: Final = "koalr.integrations.v1"
+"""IntegrationConnected, IntegrationCredentialsRotated, IntegrationDisconnected (connector)."""
+
+SYNC_JOBS: Final = "koalr.sync-jobs.v1"
+"""SyncJobRequested (syncer scheduler, connector for manual resyncs) -> syncer workers."""
+
+USAGE_RECORDS: Final = "koalr.usage-records.v1"
+"""UsageRecord and CycleSpendSnapshot (syncer) -> metrics."""
+
+SYNC_STATUS: Final = "koalr.sync-status.v1"
+"""SyncStatusChanged (syncer) -> metrics, connector."""
+
+DEAD_LETTERS: Final = "koalr.dead-letters.v1"
+"""DeadLetter: any message a consumer could not process, with its origin and the reason."""
+
+ALL_TOPICS: Final = (INTEGRATIONS, SYNC_JOBS, USAGE_RECORDS, SYNC_STATUS, DEAD_LETTERS)

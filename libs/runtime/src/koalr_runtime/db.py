@@ -1,0 +1,51 @@
+"""asyncpg connection pools with the codecs every service wants."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    command_timeout_s: float = 30.0,
+    server_settings: dict[str, str] | None = None,
+) -> asyncpg.Pool[Any]:
+    """A pool with JSON codecs; ``numeric`` columns come back as ``Decimal`` (asyncpg default)."""
+    pool: asyncpg.Pool[Any] = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        command_timeout=command_timeout_s,
+        init=_init_connection,
+        server_settings=server_settings,
+    )
+    return pool
+
+
+async def wait_for_postgres(dsn: str, timeout_s: float = 10.0) -> None:
+    """Raise ``ConnectionError`` with a clear sentence when PostgreSQL does not answer in time."""
+    try:
+        conn = await asyncio.wait_for(asyncpg.connect(dsn, timeout=timeout_s), timeout=timeout_s)
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        raise ConnectionError(
+            f"PostgreSQL did not answer within {timeout_s:.0f} s ({type(exc).__name__}: {exc}); "
+            "start it with `make services-up` or set DATABASE_URL"
+        ) from exc
+    try:
+        await conn.fetchval("SELECT 1")
+    finally:
+        await conn.close()

@@ -1,0 +1,1 @@
+"""koalr_syncer."""

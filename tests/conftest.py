@@ -1,0 +1,144 @@
+"""Shared fixtures: a real Kafka broker and a real PostgreSQL, with per-test isolation.
+
+Where the services come from, in order:
+1. ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` when set (``make test`` starts both and sets them);
+2. testcontainers, when a Docker engine answers (a laptop with Docker);
+3. otherwise the tests that need them **fail** with a sentence saying how to start them.
+Nothing is ever skipped for lack of infrastructure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from koalr_runtime.db import wait_for_postgres
+from koalr_runtime.kafka import wait_for_kafka
+
+HOW_TO_START = (
+    "run `make services-up` (or `deploy/local/infra.sh start`) and export the variables it "
+    "prints, or run `make test`, which does both"
+)
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:  # noqa: BLE001 - any failure means "no engine"
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap_servers() -> Iterator[str]:
+    """Bootstrap servers of a running Kafka broker (verified reachable)."""
+    url = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if url:
+        try:
+            asyncio.run(wait_for_kafka(url, timeout_s=10))
+        except ConnectionError as exc:
+            pytest.fail(f"{exc}. To fix: {HOW_TO_START}.", pytrace=False)
+        yield url
+        return
+    if _docker_answers():
+        from testcontainers.community.kafka import KafkaContainer
+
+        container = KafkaContainer("confluentinc/cp-kafka:8.0.0").with_kraft()
+        container.start()
+        try:
+            yield container.get_bootstrap_server()
+        finally:
+            container.stop()
+        return
+    pytest.fail(
+        f"KAFKA_BOOTSTRAP_SERVERS is not set and no Docker engine answers; {HOW_TO_START}.",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """DSN of a running PostgreSQL whose role may create databases (verified reachable)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        try:
+            asyncio.run(wait_for_postgres(url, timeout_s=10))
+        except ConnectionError as exc:
+            pytest.fail(f"{exc}. To fix: {HOW_TO_START}.", pytrace=False)
+        yield url
+        return
+    if _docker_answers():
+        from testcontainers.community.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16-alpine", driver=None)
+        container.start()
+        try:
+            yield container.get_connection_url()
+        finally:
+            container.stop()
+        return
+    pytest.fail(
+        f"DATABASE_URL is not set and no Docker engine answers; {HOW_TO_START}.", pytrace=False
+    )
+
+
+def _with_database(dsn: str, database: str) -> str:
+    base, _, _ = dsn.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture
+async def fresh_database_url(database_url: str) -> AsyncIterator[str]:
+    """A brand-new, empty database for one test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield _with_database(database_url, name)
+    finally:
+        admin = await asyncpg.connect(database_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def db(fresh_database_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def topic_namespace() -> str:
+    """A unique topic prefix (and consumer-group prefix) for one test."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With KOALR_FORBID_SKIPS=1 (set by `make test`), any skipped test fails the run."""
+    if os.environ.get("KOALR_FORBID_SKIPS") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and exitstatus == 0 and reporter is not None:
+        reporter.write_line(
+            f"{len(skipped)} test(s) skipped; skips are not allowed in this run "
+            "(KOALR_FORBID_SKIPS=1)",
+            red=True,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+
+from koalr_runtime.settings import ServiceSettings
+
+
+def test_env_vars_and_topic_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db/x")
+    monkeypatch.setenv("KOALR_TOPIC_NAMESPACE", "ci42")
+    settings = ServiceSettings()
+    assert settings.kafka_bootstrap_servers == "kafka:9092"
+    assert settings.database_url == "postgresql://u:p@db/x"
+    assert settings.topic("koalr.usage-records.v1") == "ci42.koalr.usage-records.v1"
+
+
+def test_defaults_point_at_the_local_infrastructure(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "KOALR_TOPIC_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    settings = ServiceSettings()
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:19092"
+    assert settings.database_url.endswith("@127.0.0.1:55432/koalr")
+    assert settings.topic("koalr.sync-jobs.v1") == "koalr.sync-jobs.v1"
