@@ -13,6 +13,7 @@ def test_env_vars_and_topic_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.kafka_bootstrap_servers == "kafka:9092"
     assert settings.database_url == "postgresql://u:p@db/x"
     assert settings.topic("koalr.usage-records.v1") == "ci42.koalr.usage-records.v1"
+    assert settings.group("metrics-ingest") == "ci42.metrics-ingest"
 
 
 def test_defaults_point_at_the_local_infrastructure(monkeypatch: pytest.MonkeyPatch) -> None:

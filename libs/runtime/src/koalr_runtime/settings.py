@@ -57,6 +57,10 @@ class ServiceSettings(BaseSettings):
         """The real topic name of a contract topic (``koalr_contracts.topics``)."""
         return f"{self.topic_namespace}.{name}" if self.topic_namespace else name
 
+    def group(self, name: str) -> str:
+        """The real consumer group id (namespaced like the topics)."""
+        return f"{self.topic_namespace}.{name}" if self.topic_namespace else name
+
 
 class SealingSettings(BaseSettings):
     """Keys for sealing provider credentials (connector and syncer only)."""
