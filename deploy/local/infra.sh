@@ -73,6 +73,10 @@ kafka_install() {
 kafka_start() {
   if kafka_pid >/dev/null && kafka_ready 10; then say "kafka already running on $KAFKA_BOOTSTRAP"; return 0; fi
   if ! kafka_pid >/dev/null && port_open "$KAFKA_PORT"; then
+    if kafka_ready 10; then
+      say "a Kafka broker not started from $INFRA_DIR already answers on $KAFKA_BOOTSTRAP; using it"
+      return 0
+    fi
     die "port $KAFKA_PORT is taken by another process; set KOALR_KAFKA_PORT or stop it"
   fi
   kafka_install
