@@ -42,10 +42,13 @@ def kafka_bootstrap_servers() -> Iterator[str]:
     """Bootstrap servers of a running Kafka broker (verified reachable)."""
     url = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if url:
+        problem = None
         try:
             asyncio.run(wait_for_kafka(url, timeout_s=10))
         except ConnectionError as exc:
-            pytest.fail(f"{exc}. To fix: {HOW_TO_START}.", pytrace=False)
+            problem = str(exc)
+        if problem is not None:
+            pytest.fail(f"{problem}. To fix: {HOW_TO_START}.", pytrace=False)
         yield url
         return
     if _docker_answers():
@@ -69,10 +72,13 @@ def database_url() -> Iterator[str]:
     """DSN of a running PostgreSQL whose role may create databases (verified reachable)."""
     url = os.environ.get("DATABASE_URL")
     if url:
+        problem = None
         try:
             asyncio.run(wait_for_postgres(url, timeout_s=10))
         except ConnectionError as exc:
-            pytest.fail(f"{exc}. To fix: {HOW_TO_START}.", pytrace=False)
+            problem = str(exc)
+        if problem is not None:
+            pytest.fail(f"{problem}. To fix: {HOW_TO_START}.", pytrace=False)
         yield url
         return
     if _docker_answers():
