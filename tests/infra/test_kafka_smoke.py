@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 
 import pytest
+import structlog
 from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaMessage
 
@@ -27,20 +28,21 @@ async def test_faststream_round_trip_of_a_contract_event(
     topic = settings.topic(topics.USAGE_RECORDS)
     await ensure_topics(kafka_bootstrap_servers, [topic], partitions=3)
     broker = make_broker(settings, client_id="smoke")
-    received: asyncio.Queue[tuple[UsageRecord, dict[str, str]]] = asyncio.Queue()
+    received: asyncio.Queue[tuple[UsageRecord, dict[str, str], dict[str, object]]] = asyncio.Queue()
 
     @broker.subscriber(topic, group_id=f"{topic_namespace}-smoke", auto_offset_reset="earliest")
     async def on_record(msg: KafkaMessage) -> None:
         event = decode_event(topic, msg.body)
         assert isinstance(event, UsageRecord)
-        await received.put((event, dict(msg.headers)))
+        await received.put((event, dict(msg.headers), structlog.contextvars.get_contextvars()))
 
     sent = UsageRecord(**usage_record_fields())
     async with broker:
         await broker.start()
         await publish_event(broker, topic, sent)
-        got, headers = await asyncio.wait_for(received.get(), timeout=30)
+        got, headers, log_context = await asyncio.wait_for(received.get(), timeout=30)
     assert got == sent
+    assert log_context == {"correlation_id": str(sent.correlation_id), "topic": topic}
     assert headers["event_type"] == "UsageRecord"
     assert headers["correlation_id"] == str(sent.correlation_id)
 

@@ -6,22 +6,42 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 
 from koalr_contracts import AnyEvent, DeadLetter, encode_event
-from koalr_runtime.logs import get_logger, redact_text
+from koalr_runtime.logs import bind_correlation, get_logger, redact_text
 
 if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord, RecordMetadata
+    from faststream.message import StreamMessage
 
     from koalr_runtime.settings import ServiceSettings
 
 log = get_logger(__name__)
+
+
+class CorrelationMiddleware(BaseMiddleware[Any, Any]):
+    """Binds the message's ``correlation_id`` header and topic to every log line of its handling."""
+
+    async def consume_scope(
+        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> Any:
+        headers = msg.headers if isinstance(msg.headers, dict) else {}
+        correlation = headers.get("correlation_id")
+        raw = msg.raw_message
+        topic = None if isinstance(raw, tuple) else getattr(raw, "topic", None)
+        bind_correlation(correlation if isinstance(correlation, str) else None, topic=topic)
+        try:
+            return await call_next(msg)
+        finally:
+            structlog.contextvars.clear_contextvars()
 
 
 def make_broker(settings: ServiceSettings, client_id: str, **overrides: Any) -> KafkaBroker:
@@ -31,6 +51,7 @@ def make_broker(settings: ServiceSettings, client_id: str, **overrides: Any) -> 
     - ``linger_ms=5`` and 256 KiB batches: high-volume producers batch without adding latency.
     - lz4 compression: cheap on CPU, halves JSON on the wire.
     - topics are created by :func:`ensure_topics`, not implicitly by consumers.
+    - every consumed message binds its correlation id to the log context.
     """
     options: dict[str, Any] = {
         "client_id": client_id,
@@ -41,6 +62,7 @@ def make_broker(settings: ServiceSettings, client_id: str, **overrides: Any) -> 
         "request_timeout_ms": 30_000,
         "graceful_timeout": 15.0,
         "logger": get_logger(f"{client_id}.broker"),
+        "middlewares": (CorrelationMiddleware,),
     }
     options.update(overrides)
     return KafkaBroker(settings.kafka_bootstrap_servers, **options)
