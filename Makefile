@@ -65,6 +65,10 @@ test: services-up lint ## everything: infrastructure, lint, types, unit, integra
 test-unit: sync ## only the tests that need no Kafka or PostgreSQL
 	@$(UV) run --no-sync pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
+.PHONY: demo
+demo: services-up ## the whole pipeline end to end: connect, backfill, then the dashboard numbers
+	@$(WITH_INFRA_ENV) && $(UV) run --no-sync python -m koalr_devstack.demo
+
 .PHONY: bench
 bench: services-up ## benchmarks: prints a table and appends to bench/results.csv
 	@$(WITH_INFRA_ENV) && $(UV) run --no-sync python -m bench
