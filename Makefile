@@ -69,6 +69,18 @@ test-unit: sync ## only the tests that need no Kafka or PostgreSQL
 demo: services-up ## the whole pipeline end to end: connect, backfill, then the dashboard numbers
 	@$(WITH_INFRA_ENV) && $(UV) run --no-sync python -m koalr_devstack.demo
 
+.PHONY: up
+up: services-up ## run connector, syncer workers and metrics in the background for real use (see docs/configuration.md)
+	@$(WITH_INFRA_ENV) && $(UV) run --no-sync python -m koalr_devstack.up start
+
+.PHONY: down
+down: ## stop the services started by `make up` (Kafka and PostgreSQL keep running; see services-down)
+	@$(UV) run --no-sync python -m koalr_devstack.up stop
+
+.PHONY: status
+status: ## show the services started by `make up`
+	@$(UV) run --no-sync python -m koalr_devstack.up status
+
 .PHONY: bench
 bench: services-up ## benchmarks: prints a table and appends to bench/results.csv
 	@$(WITH_INFRA_ENV) && $(UV) run --no-sync python -m bench
