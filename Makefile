@@ -47,6 +47,10 @@ lint: sync ## ruff (lint and format check) and mypy --strict
 	@echo "[make] mypy --strict"
 	@$(UV) run --no-sync mypy
 
+.PHONY: check-deps
+check-deps: $(UV) ## sync each package alone and import all its modules (catches undeclared imports)
+	@deploy/ci/check_package_deps.sh
+
 .PHONY: format
 format: sync ## apply ruff's fixes and formatting
 	@$(UV) run --no-sync ruff check --fix .
@@ -57,7 +61,7 @@ schemas: sync ## regenerate the JSON Schemas of the events under docs/schemas
 	@$(UV) run --no-sync python -m koalr_contracts.schema docs/schemas
 
 .PHONY: test
-test: services-up lint ## everything: infrastructure, lint, types, unit, integration and e2e tests
+test: services-up lint check-deps ## everything: infrastructure, lint, types, unit, integration and e2e tests
 	@echo "[make] pytest (unit, integration, e2e) against the real Kafka and PostgreSQL"
 	@$(WITH_INFRA_ENV) && KOALR_FORBID_SKIPS=1 $(UV) run --no-sync pytest $(PYTEST_ARGS)
 
