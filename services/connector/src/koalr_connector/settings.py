@@ -1,7 +1,13 @@
-"""Configuration of the connector service, read once from the environment (prefix ``CONNECTOR_``)."""
+"""Configuration of the connector service, read once from the environment (prefix ``CONNECTOR_``).
+
+Shared infrastructure (``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``, ``KOALR_JWT_SECRET``,
+``KOALR_SEALING_KEYS``, ...) comes from :mod:`koalr_runtime.settings`; the provider's base URL uses
+the unprefixed ``CURSOR_API_BASE_URL`` like those shared fields, because the syncer reads it too.
+"""
 
 from __future__ import annotations
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from koalr_runtime.settings import AuthSettings, SealingSettings, ServiceSettings
@@ -14,4 +20,42 @@ class ConnectorSettings(ServiceSettings, SealingSettings, AuthSettings):
 
     host: str = "127.0.0.1"
     port: int = 8001
-    db_schema: str = "connector"
+    db_schema: str = Field(
+        default="connector", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Own schema."
+    )
+
+    cursor_api_base_url: str = Field(
+        default="https://api.cursor.com",
+        validation_alias=AliasChoices("CURSOR_API_BASE_URL", "cursor_api_base_url"),
+        description="Base URL of the Cursor API (the sandbox's URL in tests and the demo).",
+    )
+    provider_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Budget for validating a key against the provider (all calls, retries included).",
+    )
+    backfill_days: int = Field(
+        default=30, ge=1, le=90, description="Days the syncer backfills on connect."
+    )
+
+    outbox_relay_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often the outbox relay looks for unpublished events (it is also woken "
+        "up at once by a write from this process).",
+    )
+    outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
+    outbox_retry_initial_s: float = Field(
+        default=0.5, gt=0, description="First back-off after a failed publish."
+    )
+    outbox_retry_max_s: float = Field(
+        default=30.0, gt=0, description="Longest back-off while Kafka is unreachable."
+    )
+    outbox_retention_h: float = Field(
+        default=168.0, gt=0, description="Published outbox rows are deleted after this long."
+    )
+    kafka_start_retry_max_s: float = Field(
+        default=15.0, gt=0, description="Longest pause between attempts to reach Kafka at start."
+    )

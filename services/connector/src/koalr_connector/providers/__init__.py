@@ -1,0 +1,1 @@
+"""Provider clients used to validate credentials and detect plans at connect time."""

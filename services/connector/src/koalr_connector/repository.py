@@ -1,0 +1,249 @@
+"""All SQL of the connector: integrations and the transactional outbox.
+
+Table names are qualified with the service's schema, so any pooled connection works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, TypeAlias
+from uuid import UUID
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from koalr_connector.integrations import Integration, SyncError, SyncSummary
+from koalr_connector.outbox import OutboxMessage, PendingMessage
+
+Conn: TypeAlias = "PoolConnectionProxy[Any]"
+
+_INTEGRATION_COLUMNS = (
+    "id, org_id, provider, external_id, plan, status, sealed_credential, correlation_id, "
+    "created_at, sync_state, sync_last_success_at, sync_data_through, sync_progress, "
+    "sync_error_code, sync_error_message, sync_status_at"
+)
+
+
+def _integration(row: asyncpg.Record) -> Integration:
+    error = (
+        SyncError(row["sync_error_code"], row["sync_error_message"] or "")
+        if row["sync_error_code"]
+        else None
+    )
+    return Integration(
+        id=row["id"],
+        org_id=row["org_id"],
+        provider=row["provider"],
+        external_id=row["external_id"],
+        plan=row["plan"],
+        status=row["status"],
+        correlation_id=row["correlation_id"],
+        created_at=row["created_at"],
+        sealed_credential=row["sealed_credential"],
+        sync=SyncSummary(
+            state=row["sync_state"],
+            last_success_at=row["sync_last_success_at"],
+            data_through=row["sync_data_through"],
+            progress=row["sync_progress"],
+            last_error=error,
+            status_at=row["sync_status_at"],
+        ),
+    )
+
+
+class Repository:
+    def __init__(self, pool: asyncpg.Pool[Any], schema: str) -> None:
+        self._pool = pool
+        self._integrations = f'"{schema}".integrations'
+        self._outbox = f'"{schema}".outbox'
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    # --- integrations -----------------------------------------------------------------------
+
+    async def find_live_id(
+        self, conn: Conn, org_id: str, provider: str, external_id: str
+    ) -> UUID | None:
+        found: UUID | None = await conn.fetchval(
+            f"SELECT id FROM {self._integrations} "  # noqa: S608 - schema name is validated
+            "WHERE org_id = $1 AND provider = $2 AND external_id = $3 "
+            "AND disconnected_at IS NULL",
+            org_id,
+            provider,
+            external_id,
+        )
+        return found
+
+    async def insert(self, conn: Conn, integration: Integration) -> Integration:
+        """Insert a new integration; raises ``asyncpg.UniqueViolationError`` on a live twin."""
+        sync = integration.sync
+        row = await conn.fetchrow(
+            f"INSERT INTO {self._integrations} "  # noqa: S608
+            "(id, org_id, provider, external_id, plan, status, sealed_credential, "
+            "correlation_id, sync_state, sync_error_code, sync_error_message) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+            f"RETURNING {_INTEGRATION_COLUMNS}",
+            integration.id,
+            integration.org_id,
+            integration.provider,
+            integration.external_id,
+            integration.plan,
+            integration.status,
+            integration.sealed_credential,
+            integration.correlation_id,
+            sync.state,
+            sync.last_error.code if sync.last_error else None,
+            sync.last_error.message if sync.last_error else None,
+        )
+        assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
+        return _integration(row)
+
+    async def get_live(
+        self, conn: Conn, integration_id: UUID, *, org_id: str | None = None, lock: bool = False
+    ) -> Integration | None:
+        """A live (not disconnected) integration, optionally only within ``org_id``."""
+        row = await conn.fetchrow(
+            f"SELECT {_INTEGRATION_COLUMNS} FROM {self._integrations} "  # noqa: S608
+            "WHERE id = $1 AND ($2::text IS NULL OR org_id = $2) AND disconnected_at IS NULL"
+            + (" FOR UPDATE" if lock else ""),
+            integration_id,
+            org_id,
+        )
+        return _integration(row) if row is not None else None
+
+    async def list_live(self, conn: Conn, org_id: str) -> list[Integration]:
+        rows = await conn.fetch(
+            f"SELECT {_INTEGRATION_COLUMNS} FROM {self._integrations} "  # noqa: S608
+            "WHERE org_id = $1 AND disconnected_at IS NULL ORDER BY created_at, id",
+            org_id,
+        )
+        return [_integration(r) for r in rows]
+
+    async def list_live_credentials(self, conn: Conn, *, lock: bool = False) -> list[Integration]:
+        rows = await conn.fetch(
+            f"SELECT {_INTEGRATION_COLUMNS} FROM {self._integrations} "  # noqa: S608
+            "WHERE disconnected_at IS NULL ORDER BY id" + (" FOR UPDATE" if lock else "")
+        )
+        return [_integration(r) for r in rows]
+
+    async def save_state(self, conn: Conn, integration: Integration) -> Integration:
+        """Store plan, status, credential and sync state of a live integration."""
+        sync = integration.sync
+        row = await conn.fetchrow(
+            f"UPDATE {self._integrations} SET plan = $2, status = $3, "  # noqa: S608
+            "sealed_credential = $4, sync_state = $5, sync_last_success_at = $6, "
+            "sync_data_through = $7, sync_progress = $8, sync_error_code = $9, "
+            "sync_error_message = $10, sync_status_at = $11, updated_at = now() "
+            f"WHERE id = $1 AND disconnected_at IS NULL RETURNING {_INTEGRATION_COLUMNS}",
+            integration.id,
+            integration.plan,
+            integration.status,
+            integration.sealed_credential,
+            sync.state,
+            sync.last_success_at,
+            sync.data_through,
+            sync.progress,
+            sync.last_error.code if sync.last_error else None,
+            sync.last_error.message if sync.last_error else None,
+            sync.status_at,
+        )
+        assert row is not None  # noqa: S101 - callers hold the row lock
+        return _integration(row)
+
+    async def disconnect(self, conn: Conn, org_id: str, integration_id: UUID) -> Integration | None:
+        """Mark a live integration disconnected and forget its credential."""
+        row = await conn.fetchrow(
+            f"UPDATE {self._integrations} SET disconnected_at = now(), "  # noqa: S608
+            "sealed_credential = NULL, updated_at = now() "
+            "WHERE id = $1 AND org_id = $2 AND disconnected_at IS NULL "
+            f"RETURNING {_INTEGRATION_COLUMNS}",
+            integration_id,
+            org_id,
+        )
+        return _integration(row) if row is not None else None
+
+    # --- outbox -----------------------------------------------------------------------------
+
+    async def enqueue(self, conn: Conn, message: OutboxMessage) -> int:
+        outbox_id: int = await conn.fetchval(
+            f"INSERT INTO {self._outbox} "  # noqa: S608
+            "(integration_id, topic, event_id, event_type, message_key, payload, headers) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            message.integration_id,
+            message.topic,
+            message.event_id,
+            message.event_type,
+            message.key,
+            message.payload,
+            message.headers,
+        )
+        return outbox_id
+
+    async def claim_heads(self, conn: Conn, limit: int) -> list[PendingMessage]:
+        """Lock the oldest unpublished message of up to ``limit`` integrations.
+
+        Only the head of each integration's queue is eligible: a later message waits until the
+        earlier one is published, also when another relay holds the earlier one locked, so
+        per-integration order survives several relays. Rows another relay holds are skipped.
+        """
+        rows = await conn.fetch(
+            f"SELECT o.id, o.integration_id, o.topic, o.event_id, o.event_type, "  # noqa: S608
+            "o.message_key, o.payload, o.headers, o.attempts "
+            f"FROM {self._outbox} o WHERE o.published_at IS NULL AND NOT EXISTS ("
+            f"SELECT 1 FROM {self._outbox} p WHERE p.integration_id = o.integration_id "
+            "AND p.published_at IS NULL AND p.id < o.id) "
+            "ORDER BY o.id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            limit,
+        )
+        return [
+            PendingMessage(
+                id=r["id"],
+                attempts=r["attempts"],
+                message=OutboxMessage(
+                    integration_id=r["integration_id"],
+                    topic=r["topic"],
+                    event_id=r["event_id"],
+                    event_type=r["event_type"],
+                    key=r["message_key"],
+                    payload=r["payload"],
+                    headers=r["headers"],
+                ),
+            )
+            for r in rows
+        ]
+
+    async def mark_published(self, conn: Conn, ids: Sequence[int]) -> None:
+        await conn.execute(
+            f"UPDATE {self._outbox} SET published_at = now(), "  # noqa: S608
+            "attempts = attempts + 1 WHERE id = ANY($1::bigint[])",
+            list(ids),
+        )
+
+    async def record_failure(self, ids: Sequence[int], error: str) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                f"UPDATE {self._outbox} SET attempts = attempts + 1, "  # noqa: S608
+                "last_error = $2 WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
+                list(ids),
+                error[:2000],
+            )
+
+    async def count_unpublished(self) -> int:
+        async with self._pool.acquire() as conn:
+            count: int = await conn.fetchval(
+                f"SELECT count(*) FROM {self._outbox} WHERE published_at IS NULL"  # noqa: S608
+            )
+            return count
+
+    async def delete_published_before(self, cutoff: datetime) -> int:
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                f"DELETE FROM {self._outbox} WHERE published_at < $1",  # noqa: S608
+                cutoff,
+            )
+        return int(status.rsplit(" ", 1)[-1])

@@ -1,0 +1,353 @@
+"""The connector's logic: connect, rotate, resync, disconnect, and follow sync status.
+
+No framework here: the HTTP routes and the Kafka subscriber in ``handlers.py`` call these methods.
+Every change to an integration and the event announcing it are written in one transaction (the
+outbox, see ``outbox.py``); credentials are sealed before they are stored or put on an event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal, NoReturn
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from koalr_connector.errors import (
+    AlreadyConnectedError,
+    ConnectorError,
+    InvalidRequestError,
+    NotFoundError,
+    ProviderNotSupportedError,
+)
+from koalr_connector.instruments import CONNECTS, VALIDATIONS
+from koalr_connector.integrations import (
+    Integration,
+    SyncSummary,
+    apply_sync_status,
+    base_status,
+    plan_error,
+)
+from koalr_connector.outbox import OutboxMessage
+from koalr_connector.providers.cursor import CursorClient
+from koalr_connector.repository import Conn, Repository
+from koalr_contracts import (
+    AnyEvent,
+    IntegrationConnected,
+    IntegrationCredentialsRotated,
+    IntegrationDisconnected,
+    Plan,
+    SyncJobRequested,
+    SyncStatusChanged,
+    topics,
+)
+from koalr_runtime.logs import get_logger
+from koalr_runtime.sealing import Sealer
+
+log = get_logger(__name__)
+
+_ORG_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+SyncStatusOutcome = Literal["applied", "stale", "unknown"]
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+class ConnectorService:
+    def __init__(
+        self,
+        repository: Repository,
+        cursor: CursorClient,
+        sealer: Sealer,
+        *,
+        backfill_days: int = 30,
+        on_outbox_write: Callable[[], None] = lambda: None,
+        today: Callable[[], date] = _today,
+    ) -> None:
+        self._repository = repository
+        self._cursor = cursor
+        self._sealer = sealer
+        self._backfill_days = backfill_days
+        self._on_outbox_write = on_outbox_write
+        self._today = today
+
+    # --- connect ----------------------------------------------------------------------------
+
+    async def connect_cursor(self, org_id: str, api_key: str, team_id: str) -> Integration:
+        _check_org_id(org_id)
+        try:
+            async with self._repository.transaction() as conn:
+                existing = await self._repository.find_live_id(conn, org_id, "cursor", team_id)
+            if existing is not None:
+                raise AlreadyConnectedError("cursor", team_id, existing)
+            plan = await self._detect_plan("cursor", api_key)
+            integration = await self._store_new(org_id, "cursor", team_id, plan, api_key)
+        except ConnectorError as exc:
+            CONNECTS.labels("cursor", exc.code).inc()
+            raise
+        CONNECTS.labels(
+            "cursor", "connected" if integration.status == "active" else "degraded"
+        ).inc()
+        return integration
+
+    async def connect_github_copilot(self, org_id: str) -> NoReturn:
+        _check_org_id(org_id)
+        CONNECTS.labels("github_copilot", ProviderNotSupportedError.code).inc()
+        raise ProviderNotSupportedError(
+            "GitHub Copilot cannot be connected yet: this deployment only supports Cursor. "
+            'Connect Cursor with {"provider": "cursor", "api_key": ..., "team_id": ...}.'
+        )
+
+    async def _store_new(
+        self, org_id: str, provider: Literal["cursor"], external_id: str, plan: Plan, secret: str
+    ) -> Integration:
+        integration_id = uuid4()
+        status = base_status(plan)
+        error = plan_error(plan)
+        sealed = self._sealer.seal(secret, context=str(integration_id))
+        draft = Integration(
+            id=integration_id,
+            org_id=org_id,
+            provider=provider,
+            external_id=external_id,
+            plan=plan,
+            status=status,
+            correlation_id=uuid4(),
+            created_at=datetime.now(UTC),
+            sync=SyncSummary(state="pending", last_error=error),
+            sealed_credential=sealed,
+        )
+        event = IntegrationConnected(
+            org_id=org_id,
+            integration_id=integration_id,
+            correlation_id=draft.correlation_id,
+            provider=provider,
+            external_id=external_id,
+            plan=plan,
+            status="degraded" if status == "degraded" else "active",
+            status_reason="insufficient_plan" if error is not None else None,
+            sealed_credential=sealed,
+            backfill_days=self._backfill_days,
+        )
+        try:
+            async with self._repository.transaction() as conn:
+                stored = await self._repository.insert(conn, draft)
+                await self._enqueue(conn, topics.INTEGRATIONS, event)
+        except asyncpg.UniqueViolationError:
+            async with self._repository.transaction() as conn:
+                existing = await self._repository.find_live_id(conn, org_id, provider, external_id)
+            raise AlreadyConnectedError(provider, external_id, existing or integration_id) from None
+        self._on_outbox_write()
+        log.info(
+            "integration.connected",
+            org_id=org_id,
+            integration_id=str(stored.id),
+            correlation_id=str(stored.correlation_id),
+            provider=provider,
+            plan=plan,
+            status=stored.status,
+        )
+        return stored
+
+    # --- read -------------------------------------------------------------------------------
+
+    async def list_integrations(self, org_id: str) -> list[Integration]:
+        async with self._repository.transaction() as conn:
+            return await self._repository.list_live(conn, org_id)
+
+    async def get_integration(self, org_id: str, integration_id: str) -> Integration:
+        uid = _parse_id(integration_id)
+        async with self._repository.transaction() as conn:
+            found = await self._repository.get_live(conn, uid, org_id=org_id)
+        if found is None:
+            raise NotFoundError(integration_id)
+        return found
+
+    # --- rotate -----------------------------------------------------------------------------
+
+    async def rotate_credentials(
+        self, org_id: str, integration_id: str, *, api_key: str | None, token: str | None
+    ) -> Integration:
+        current = await self.get_integration(org_id, integration_id)
+        if current.provider != "cursor":
+            raise ProviderNotSupportedError("Only Cursor integrations can be managed here.")
+        if api_key is None or token is not None:
+            raise InvalidRequestError(
+                'A Cursor integration takes {"api_key": "..."}, not a token; '
+                "send the new Cursor Admin API key."
+            )
+        plan = await self._detect_plan("cursor", api_key)
+        sealed = self._sealer.seal(api_key, context=str(current.id))
+        async with self._repository.transaction() as conn:
+            locked = await self._repository.get_live(conn, current.id, org_id=org_id, lock=True)
+            if locked is None:
+                raise NotFoundError(integration_id)
+            state = "pending" if locked.sync.state == "error" else locked.sync.state
+            rotated = replace(
+                locked,
+                plan=plan,
+                status=base_status(plan),
+                sealed_credential=sealed,
+                sync=replace(locked.sync, state=state, last_error=plan_error(plan)),
+            )
+            stored = await self._repository.save_state(conn, rotated)
+            event = IntegrationCredentialsRotated(
+                org_id=org_id,
+                integration_id=stored.id,
+                correlation_id=stored.correlation_id,
+                provider=stored.provider,
+                plan=plan,
+                sealed_credential=sealed,
+            )
+            await self._enqueue(conn, topics.INTEGRATIONS, event)
+        self._on_outbox_write()
+        log.info(
+            "integration.credentials_rotated",
+            org_id=org_id,
+            integration_id=str(stored.id),
+            correlation_id=str(stored.correlation_id),
+            plan=plan,
+            status=stored.status,
+        )
+        return stored
+
+    # --- resync -----------------------------------------------------------------------------
+
+    async def request_sync(self, org_id: str, integration_id: str, days: int) -> UUID:
+        uid = _parse_id(integration_id)
+        today = self._today()
+        async with self._repository.transaction() as conn:
+            current = await self._repository.get_live(conn, uid, org_id=org_id, lock=True)
+            if current is None:
+                raise NotFoundError(integration_id)
+            event = SyncJobRequested(
+                org_id=org_id,
+                integration_id=current.id,
+                correlation_id=current.correlation_id,
+                provider=current.provider,
+                reason="manual",
+                window_start=today - timedelta(days=days - 1),
+                window_end=today,
+            )
+            await self._enqueue(conn, topics.SYNC_JOBS, event)
+        self._on_outbox_write()
+        log.info(
+            "integration.sync_requested",
+            org_id=org_id,
+            integration_id=str(current.id),
+            correlation_id=str(current.correlation_id),
+            job_id=str(event.job_id),
+            days=days,
+        )
+        return event.job_id
+
+    # --- disconnect -------------------------------------------------------------------------
+
+    async def disconnect(self, org_id: str, integration_id: str, *, purge: bool) -> None:
+        uid = _parse_id(integration_id)
+        async with self._repository.transaction() as conn:
+            gone = await self._repository.disconnect(conn, org_id, uid)
+            if gone is None:
+                raise NotFoundError(integration_id)
+            event = IntegrationDisconnected(
+                org_id=org_id,
+                integration_id=gone.id,
+                correlation_id=gone.correlation_id,
+                provider=gone.provider,
+                purge=purge,
+            )
+            await self._enqueue(conn, topics.INTEGRATIONS, event)
+        self._on_outbox_write()
+        log.info(
+            "integration.disconnected",
+            org_id=org_id,
+            integration_id=str(gone.id),
+            correlation_id=str(gone.correlation_id),
+            purge=purge,
+        )
+
+    # --- sync status ------------------------------------------------------------------------
+
+    async def apply_sync_status(self, event: SyncStatusChanged) -> SyncStatusOutcome:
+        """Fold a sync-status event into its integration (unknown and stale events are ignored)."""
+        async with self._repository.transaction() as conn:
+            current = await self._repository.get_live(
+                conn, event.integration_id, org_id=event.org_id, lock=True
+            )
+            if current is None:
+                return "unknown"
+            updated = apply_sync_status(current, event)
+            if updated is None:
+                return "stale"
+            await self._repository.save_state(conn, updated)
+        return "applied"
+
+    # --- sealing-key rotation ---------------------------------------------------------------
+
+    async def reseal_credentials(self) -> int:
+        """Re-seal every stored credential sealed with an older key than the active one.
+
+        Each re-sealed credential is announced with ``IntegrationCredentialsRotated`` (same
+        plan), so the syncer holds the new form before the old key is retired.
+        """
+        count = 0
+        async with self._repository.transaction() as conn:
+            for current in await self._repository.list_live_credentials(conn, lock=True):
+                sealed = current.sealed_credential
+                if sealed is None or not self._sealer.needs_reseal(sealed):
+                    continue
+                context = str(current.id)
+                resealed = self._sealer.seal(
+                    self._sealer.open(sealed, context=context), context=context
+                )
+                stored = await self._repository.save_state(
+                    conn, replace(current, sealed_credential=resealed)
+                )
+                event = IntegrationCredentialsRotated(
+                    org_id=stored.org_id,
+                    integration_id=stored.id,
+                    correlation_id=stored.correlation_id,
+                    provider=stored.provider,
+                    plan=stored.plan,
+                    sealed_credential=resealed,
+                )
+                await self._enqueue(conn, topics.INTEGRATIONS, event)
+                count += 1
+        if count:
+            self._on_outbox_write()
+        log.info("integration.credentials_resealed", count=count)
+        return count
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    async def _detect_plan(self, provider: Literal["cursor"], api_key: str) -> Plan:
+        try:
+            plan = await self._cursor.detect_plan(api_key)
+        except ConnectorError as exc:
+            VALIDATIONS.labels(provider, exc.code).inc()
+            raise
+        VALIDATIONS.labels(provider, plan).inc()
+        return plan
+
+    async def _enqueue(self, conn: Conn, topic: str, event: AnyEvent) -> None:
+        await self._repository.enqueue(conn, OutboxMessage.of(topic, event))
+
+
+def _parse_id(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise NotFoundError(text[:64]) from None
+
+
+def _check_org_id(org_id: str) -> None:
+    if not _ORG_ID.match(org_id):
+        raise InvalidRequestError(
+            "The organisation id may only contain letters, digits and `_ . : -` "
+            "(at most 128 characters)."
+        )
