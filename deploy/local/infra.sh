@@ -50,6 +50,11 @@ kafka_pid() {
     && echo "$pid"
 }
 
+# During start-up the recorded pid may not have exec'd into java yet; only liveness counts then.
+kafka_started_alive() {
+  [ -f "$KAFKA_DIR/kafka.pid" ] && kill -0 "$(cat "$KAFKA_DIR/kafka.pid")" 2>/dev/null
+}
+
 kafka_ready() {
   [ -x "$PYTHON" ] || { port_open "$KAFKA_PORT"; return; }
   "$PYTHON" "$ROOT/deploy/local/kafka_ready.py" "$KAFKA_BOOTSTRAP" "${1:-10}" >/dev/null 2>&1
@@ -106,12 +111,12 @@ while True:
   fi
   local deadline=$((SECONDS + READY_TIMEOUT_S))
   until port_open "$KAFKA_PORT"; do
-    kafka_pid >/dev/null || { tail -n 30 "$KAFKA_DIR/logs/stdout.log" >&2; die "kafka exited during start-up"; }
+    kafka_started_alive || { tail -n 30 "$KAFKA_DIR/logs/stdout.log" >&2; die "kafka exited during start-up"; }
     [ $SECONDS -lt $deadline ] || die "kafka did not open port $KAFKA_PORT within ${READY_TIMEOUT_S}s"
     sleep 0.5
   done
   until kafka_ready 20; do
-    kafka_pid >/dev/null || { tail -n 30 "$KAFKA_DIR/logs/stdout.log" >&2; die "kafka exited during start-up"; }
+    kafka_started_alive || { tail -n 30 "$KAFKA_DIR/logs/stdout.log" >&2; die "kafka exited during start-up"; }
     [ $SECONDS -lt $deadline ] || { tail -n 30 "$KAFKA_DIR/logs/stdout.log" >&2; die "kafka is up but a produce/consume round trip failed within ${READY_TIMEOUT_S}s"; }
     sleep 1
   done
