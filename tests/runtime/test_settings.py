@@ -23,3 +23,23 @@ def test_defaults_point_at_the_local_infrastructure(monkeypatch: pytest.MonkeyPa
     assert settings.kafka_bootstrap_servers == "127.0.0.1:19092"
     assert settings.database_url.endswith("@127.0.0.1:55432/koalr")
     assert settings.topic("koalr.sync-jobs.v1") == "koalr.sync-jobs.v1"
+
+
+def test_configuration_errors_name_the_variable_and_never_echo_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from koalr_runtime.settings import AuthSettings, load_settings
+
+    class Secrets(ServiceSettings, AuthSettings):
+        pass
+
+    monkeypatch.delenv("KOALR_JWT_SECRET", raising=False)
+    monkeypatch.setenv("KOALR_TOPIC_PARTITIONS", "zero")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://koalr:very-secret-password@db/x")
+    with pytest.raises(SystemExit) as exc:
+        load_settings(Secrets)
+    message = str(exc.value.code)
+    assert "KOALR_JWT_SECRET: Field required" in message
+    assert "KOALR_TOPIC_PARTITIONS: Input should be a valid integer" in message
+    assert "very-secret-password" not in message
+    assert "zero" not in message

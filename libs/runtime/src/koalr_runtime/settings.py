@@ -7,10 +7,12 @@ own ``env_prefix`` (``CONNECTOR_``, ``SYNCER_``, ``METRICS_``) for its own field
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 DEFAULT_KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:19092"
 DEFAULT_DATABASE_URL = "postgresql://koalr:koalr@127.0.0.1:55432/koalr"
@@ -69,6 +71,7 @@ class SealingSettings(BaseSettings):
 
     sealing_keys: SecretStr = Field(
         validation_alias=_env("KOALR_SEALING_KEYS"),
+        min_length=1,
         description=(
             "Comma-separated `key_id:base64url-32-bytes` entries, newest first: the first seals, "
             "any opens. Generate one with `python -m koalr_runtime.sealing generate`."
@@ -81,5 +84,37 @@ class AuthSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
-    jwt_secret: SecretStr = Field(validation_alias=_env("KOALR_JWT_SECRET"))
+    jwt_secret: SecretStr = Field(
+        validation_alias=_env("KOALR_JWT_SECRET"),
+        min_length=32,
+        description="HS256 secret shared with the platform; at least 32 bytes (RFC 7518).",
+    )
     jwt_leeway_s: int = Field(default=30, ge=0, validation_alias=_env("KOALR_JWT_LEEWAY_S"))
+
+
+def env_names(cls: type[BaseSettings], field_name: str) -> list[str]:
+    """The environment variables a settings field is read from."""
+    field = cls.model_fields[field_name]
+    alias = field.validation_alias
+    if alias is None:
+        return [f"{cls.model_config.get('env_prefix') or ''}{field_name}".upper()]
+    choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+    return [str(c) for c in choices if isinstance(c, str) and c.isupper()] or [str(choices[0])]
+
+
+def load_settings(cls: type[SettingsT]) -> SettingsT:
+    """Read settings; on a mistake exit with one line per problem, naming the variable.
+
+    Pydantic's own message would echo the (truncated) values of every variable it read, secrets
+    included, into a terminal or a log; this one never shows a value.
+    """
+    try:
+        return cls()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            field = str(error["loc"][0]) if error["loc"] else ""
+            names = env_names(cls, field) if field in cls.model_fields else [field]
+            problems.append(f"  {' or '.join(names)}: {error['msg']}")
+        message = f"invalid configuration for {cls.__name__}:\n" + "\n".join(problems)
+        raise SystemExit(message) from None

@@ -18,6 +18,7 @@ import uvicorn
 from koalr_connector.settings import ConnectorSettings
 from koalr_runtime.logs import configure_logging
 from koalr_runtime.migrations import migrate
+from koalr_runtime.settings import load_settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         "command", nargs="?", default="serve", choices=["serve", "migrate", "reseal"]
     )
     args = parser.parse_args(argv)
-    settings = ConnectorSettings()
+    settings = load_settings(ConnectorSettings)
     configure_logging(settings.log_level, settings.log_format, service="connector")
     if args.command == "migrate":
         applied = asyncio.run(migrate(settings.database_url, settings.db_schema, MIGRATIONS))
