@@ -5,38 +5,134 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 
+from koalr_contracts import topics
+from koalr_metrics.handlers import BEARER_SCHEME, register_subscribers, router
+from koalr_metrics.repository import MetricsRepository
+from koalr_metrics.service import AnalyticsService, IngestService
 from koalr_metrics.settings import MetricsSettings
-from koalr_runtime.db import create_pool, wait_for_postgres
+from koalr_runtime.auth import JwtAuthenticator
+from koalr_runtime.db import create_pool
 from koalr_runtime.http import install_error_handlers, install_observability
-from koalr_runtime.kafka import wait_for_kafka
+from koalr_runtime.kafka import ensure_topics, make_broker, wait_for_kafka
+from koalr_runtime.logs import get_logger
 from koalr_runtime.migrations import migrate
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+CONSUMED_TOPICS = (topics.USAGE_RECORDS, topics.INTEGRATIONS, topics.SYNC_STATUS)
+
+log = get_logger(__name__)
 
 
-def create_app(settings: MetricsSettings) -> FastAPI:
+class Services:
+    """The services the lifespan builds; subscribers registered before start look them up here."""
+
+    def __init__(self) -> None:
+        self._ingest: IngestService | None = None
+
+    @property
+    def ingest(self) -> IngestService:
+        if self._ingest is None:
+            raise RuntimeError("the metrics ingest is used before the app started")
+        return self._ingest
+
+    @ingest.setter
+    def ingest(self, service: IngestService) -> None:
+        self._ingest = service
+
+
+def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) -> FastAPI:
+    """The metrics service: query API plus the ingest and projection consumers.
+
+    The lifespan applies migrations, opens the pool, creates the topics it reads and writes,
+    then starts the broker (and so the consumers); on shutdown it stops them in reverse order.
+    """
+    broker = broker or make_broker(settings, client_id="metrics")
+    services = Services()
+    register_subscribers(broker, settings, services)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await migrate(settings.database_url, settings.db_schema, MIGRATIONS)
-        app.state.pool = await create_pool(settings.database_url)
+        pool = await create_pool(
+            settings.database_url,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            command_timeout_s=settings.db_command_timeout_s,
+            server_settings={"search_path": settings.db_schema},
+        )
         try:
-            yield
+            repository = MetricsRepository(pool)
+            services.ingest = IngestService(
+                repository,
+                usage_group=settings.group(settings.ingest_group),
+                integrations_group=settings.group(settings.integrations_group),
+                sync_status_group=settings.group(settings.sync_status_group),
+                chunk_records=settings.ingest_chunk_records,
+            )
+            app.state.repository = repository
+            app.state.ingest = services.ingest
+            app.state.analytics = AnalyticsService(repository)
+            await ensure_topics(
+                settings.kafka_bootstrap_servers,
+                [settings.topic(t) for t in (*CONSUMED_TOPICS, topics.DEAD_LETTERS)],
+                partitions=settings.topic_partitions,
+            )
+            await broker.start()
+            log.info("metrics.started", schema=settings.db_schema)
+            try:
+                yield
+            finally:
+                await broker.stop()
         finally:
-            await app.state.pool.close()
+            await pool.close()
 
-    app = FastAPI(title="koalr-metrics", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="koalr-metrics",
+        version="0.1.0",
+        description="Role-filtered AI coding-assistant analytics (DAU, requests, models, spend).",
+        lifespan=lifespan,
+    )
+    app.state.authenticator = JwtAuthenticator(
+        settings.jwt_secret.get_secret_value(), leeway_s=settings.jwt_leeway_s
+    )
+    app.state.broker = broker
     install_error_handlers(app)
 
     async def kafka_reachable() -> None:
         await wait_for_kafka(settings.kafka_bootstrap_servers, timeout_s=3)
 
     async def postgres_reachable() -> None:
-        await wait_for_postgres(settings.database_url, timeout_s=3)
+        repository: MetricsRepository = app.state.repository
+        await repository.ping()
 
     install_observability(
         app, "metrics", [("kafka", kafka_reachable), ("postgres", postgres_reachable)]
     )
+    app.include_router(router)
+    _document_bearer_auth(app)
     return app
+
+
+def _document_bearer_auth(app: FastAPI) -> None:
+    """Declare the bearer JWT in the OpenAPI document for every ``/v1`` route."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = (
+                BEARER_SCHEME
+            )
+            for path, operations in schema.get("paths", {}).items():
+                if path.startswith("/v1/"):
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

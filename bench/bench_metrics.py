@@ -1,0 +1,494 @@
+"""Metrics service benchmarks.
+
+(a) Ingest: usage records already on Kafka -> committed PostgreSQL rows (member days, models,
+    both rollups), through the real service (FastStream batch consumer, decode and validation,
+    COPY into staging, upsert, rollups, offset commit), beside a raw ``COPY`` of the very same
+    rows into the same tables in the same run.
+(b) Summary: p50/p99 latency and requests per second of ``GET .../ai-analytics/summary`` with 20
+    concurrent keep-alive clients against the service running as its own process (uvicorn), over
+    a database of 2,000 integrations x 50 members x 90 days (generated in SQL).
+
+Reads ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL``; creates its own database and topic
+namespace and drops the database at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import jwt
+import psutil
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
+
+from bench.common import Measurement
+from koalr_contracts import ModelUsage, UsageRecord, encode_event, topics
+from koalr_metrics.ingest import usage_rows
+from koalr_metrics.repository import MEMBER_DAY_COLUMNS, MODEL_COLUMNS
+from koalr_metrics.settings import MetricsSettings
+from koalr_runtime.kafka import ensure_topics, make_broker
+
+BENCH = "metrics"
+INGEST_INTEGRATIONS = 200
+INGEST_MEMBERS = 50
+INGEST_DAYS = 10  # 200 x 50 x 10 = 100,000 records
+MODELS = ("claude-4.5-sonnet", "gpt-5", "o3", "cursor-small", "gemini-2.5-pro")
+SUMMARY_INTEGRATIONS = 2_000
+SUMMARY_MEMBERS = 50
+SUMMARY_DAYS = 90
+CLIENTS = 20
+WARMUP_S = 2.0
+MEASURE_S = 15.0
+MAX_REQUESTS_PER_CLIENT = 20_000
+JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123"  # noqa: S105 - local benchmark only
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run() -> list[Measurement]:
+    return asyncio.run(_run())
+
+
+def _database_url(base: str, name: str) -> str:
+    return f"{base.rpartition('/')[0]}/{name}"
+
+
+async def _run() -> list[Measurement]:
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    base_url = os.environ.get("DATABASE_URL", "postgresql://koalr:koalr@127.0.0.1:55432/koalr")
+    name = f"bench_metrics_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(base_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    settings = MetricsSettings(
+        kafka_bootstrap_servers=kafka,
+        database_url=_database_url(base_url, name),
+        topic_namespace=f"bench{uuid.uuid4().hex[:8]}",
+        jwt_secret=SecretStr(JWT_SECRET),
+        log_level="WARNING",
+    )
+    try:
+        measurements = await _ingest(settings)
+        measurements += await _summary(settings)
+    finally:
+        admin = await asyncpg.connect(base_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    return measurements
+
+
+# --- (a) ingest -------------------------------------------------------------------------------
+
+
+def _records() -> list[UsageRecord]:
+    rng = random.Random(11)
+    fetched_at = datetime.now(UTC) - timedelta(hours=1)
+    today = fetched_at.date()
+    records = []
+    for i in range(INGEST_INTEGRATIONS):
+        integration = uuid.UUID(int=i + 1)
+        for d in range(INGEST_DAYS):
+            day = today - timedelta(days=d + 1)
+            for m in range(INGEST_MEMBERS):
+                count = rng.randint(0, 4)
+                models = tuple(
+                    ModelUsage(
+                        model=name,
+                        requests=rng.randint(1, 60),
+                        charged_cents=Decimal(rng.randint(0, 250_000)) / 1000,
+                    )
+                    for name in rng.sample(MODELS, count)
+                )
+                records.append(
+                    UsageRecord(
+                        org_id=f"org-{i}",
+                        integration_id=integration,
+                        provider="cursor",
+                        day=day,
+                        member={"email": f"dev{m}@team{i}.example", "name": f"Dev {m}"},  # type: ignore[arg-type]
+                        is_active=count > 0,
+                        requests=sum(x.requests for x in models),
+                        models=models,
+                        charged_cents=sum((x.charged_cents for x in models), Decimal(0)),
+                        fetched_at=fetched_at,
+                    )
+                )
+    return records
+
+
+async def _produce(settings: MetricsSettings, records: list[UsageRecord]) -> float:
+    topic = settings.topic(topics.USAGE_RECORDS)
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [
+            settings.topic(t)
+            for t in (
+                topics.USAGE_RECORDS,
+                topics.INTEGRATIONS,
+                topics.SYNC_STATUS,
+                topics.DEAD_LETTERS,
+            )
+        ],
+        partitions=settings.topic_partitions,
+    )
+    payloads = [(encode_event(r), r.kafka_key()) for r in records]
+    broker = make_broker(settings, client_id="bench-producer")
+    started = time.perf_counter()
+    async with broker:
+        await broker.start()
+        futures = [
+            await broker.publish(value, topic, key=key, no_confirm=True) for value, key in payloads
+        ]
+        await asyncio.gather(*futures)
+    return len(records) / (time.perf_counter() - started)
+
+
+async def _committed(admin: AIOKafkaAdminClient, group: str) -> int:
+    offsets = await admin.list_consumer_group_offsets(group)
+    return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
+
+
+async def _ingest(settings: MetricsSettings) -> list[Measurement]:
+    print("[bench] metrics: generating and producing ingest records", flush=True)
+    records = _records()
+    total = len(records)
+    produce_rate = await _produce(settings, records)
+    rows = usage_rows(records)
+    del records
+    model_rows = len(rows.models)
+
+    port = _free_port()
+    process = _start_server(settings, port)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    group = settings.group(settings.ingest_group)
+    try:
+        started = time.perf_counter()
+        deadline = time.monotonic() + 600
+        first_count = 0
+        while first_count == 0 and time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError("the metrics server exited")
+            first_count = await _committed(admin, group)
+            await asyncio.sleep(0.01)
+        first_at = time.perf_counter()
+        cpu_first = _cpu_seconds(process.pid)
+        done = first_count
+        while done < total and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            done = await _committed(admin, group)
+        done_at = time.perf_counter()
+        service_cpu = (_cpu_seconds(process.pid) - cpu_first) / (done_at - first_at)
+    finally:
+        await admin.close()
+        _stop_server(process)
+    if done < total:
+        raise RuntimeError(f"ingest stalled at {done} of {total} records")
+    ingest_rate = (total - first_count) / (done_at - first_at)
+    end_to_end_rate = total / (done_at - started)
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        stored = await conn.fetchval("SELECT count(*) FROM metrics.member_days")
+        if stored != total:
+            raise RuntimeError(f"{stored} member days stored, expected {total}")
+        await conn.execute("TRUNCATE metrics.member_days, metrics.member_day_models")
+        copy_started = time.perf_counter()
+        async with conn.transaction():
+            await conn.copy_records_to_table(
+                "member_days",
+                schema_name="metrics",
+                records=rows.member_days,
+                columns=MEMBER_DAY_COLUMNS,
+            )
+            await conn.copy_records_to_table(
+                "member_day_models",
+                schema_name="metrics",
+                records=rows.models,
+                columns=MODEL_COLUMNS,
+            )
+        copy_rate = total / (time.perf_counter() - copy_started)
+    finally:
+        await conn.close()
+
+    meets = ingest_rate >= 20_000 and ingest_rate / copy_rate >= 0.25
+    note = (
+        f"{total} records ({model_rows} model rows), batches of "
+        f"{settings.ingest_max_records}, {settings.topic_partitions} partitions; "
+        f"end-to-end incl. service start {end_to_end_rate:,.0f}/s; "
+        f"produce {produce_rate:,.0f}/s; service in its own process, "
+        f"busy {service_cpu:.0%} of one core while ingesting"
+    )
+    return [
+        Measurement(
+            BENCH,
+            "ingest records/s (Kafka -> committed rows + rollups)",
+            ingest_rate,
+            "records/s",
+            baseline_metric="raw COPY",
+            baseline_value=copy_rate,
+            target=">= 20000/s and ratio >= 0.25",
+            meets_target=meets,
+            notes=note,
+        ),
+        Measurement(
+            BENCH,
+            "raw COPY of the same rows",
+            copy_rate,
+            "records/s",
+            notes="member_days + member_day_models, one transaction, no upsert or rollups",
+        ),
+    ]
+
+
+# --- (b) summary ------------------------------------------------------------------------------
+
+_GENERATE = [
+    (
+        "TRUNCATE metrics.integrations, metrics.member_days, metrics.member_day_models, "
+        "metrics.daily_rollups, metrics.daily_model_rollups, metrics.sync_status"
+    ),
+    f"""
+    INSERT INTO metrics.integrations
+        (integration_id, org_id, provider, external_id, status, connected_at, changed_at)
+    SELECT md5('integration-' || i)::uuid, 'org-' || (i / 2),
+           CASE WHEN i % 2 = 0 THEN 'cursor' ELSE 'github_copilot' END,
+           'team-' || i, 'connected', now(), now()
+    FROM generate_series(0, {SUMMARY_INTEGRATIONS - 1}) AS i
+    """,  # noqa: S608 - constants only
+    f"""
+    INSERT INTO metrics.member_days
+        (integration_id, day, member_key, email, name, is_active, requests, charged_cents,
+         fetched_at)
+    SELECT i.integration_id, current_date - d, 'dev' || m || '@' || i.external_id || '.example',
+           'dev' || m || '@' || i.external_id || '.example', 'Dev ' || m,
+           (m + d) % 7 <> 0,
+           CASE WHEN (m + d) % 7 = 0 THEN 0 ELSE 1 + (m * 13 + d * 7) % 90 END,
+           CASE WHEN (m + d) % 7 = 0 THEN 0 ELSE ((m * 37 + d * 11) % 5000) / 100.0 END,
+           now()
+    FROM metrics.integrations i
+    CROSS JOIN generate_series(0, {SUMMARY_DAYS - 1}) AS d
+    CROSS JOIN generate_series(0, {SUMMARY_MEMBERS - 1}) AS m
+    ORDER BY 1, 2, 3
+    """,  # noqa: S608 - constants only
+    """
+    INSERT INTO metrics.member_day_models
+        (integration_id, day, member_key, model, requests, charged_cents)
+    SELECT md.integration_id, md.day, md.member_key,
+           (ARRAY['claude-4.5-sonnet', 'gpt-5', 'o3'])[1 + (md.requests + k) % 3],
+           CASE WHEN k = 0 THEN md.requests - md.requests / 3 ELSE md.requests / 3 END,
+           CASE WHEN k = 0 THEN md.charged_cents - round(md.charged_cents / 3, 2)
+                ELSE round(md.charged_cents / 3, 2) END
+    FROM metrics.member_days md CROSS JOIN generate_series(0, 1) AS k
+    WHERE md.requests > 0
+    ORDER BY 1, 2, 3, 4
+    """,
+    """
+    INSERT INTO metrics.daily_rollups
+        (integration_id, day, member_days, active_users, requests, charged_cents)
+    SELECT integration_id, day, count(*), count(*) FILTER (WHERE is_active), sum(requests),
+           sum(charged_cents)
+    FROM metrics.member_days GROUP BY integration_id, day
+    """,
+    """
+    INSERT INTO metrics.daily_model_rollups (integration_id, day, model, requests, charged_cents)
+    SELECT integration_id, day, model, sum(requests), sum(charged_cents)
+    FROM metrics.member_day_models GROUP BY integration_id, day, model
+    """,
+    """
+    INSERT INTO metrics.sync_status
+        (integration_id, state, data_through, last_success_at, changed_at)
+    SELECT integration_id, 'idle', current_date - 1, now(), now() FROM metrics.integrations
+    """,
+    "ANALYZE",
+]
+
+
+async def _generate(dsn: str) -> tuple[int, float]:
+    conn = await asyncpg.connect(dsn)
+    started = time.perf_counter()
+    try:
+        for statement in _GENERATE:
+            await conn.execute(statement)
+        member_days = int(await conn.fetchval("SELECT count(*) FROM metrics.member_days"))
+    finally:
+        await conn.close()
+    return member_days, time.perf_counter() - started
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class _Client:
+    """A minimal HTTP/1.1 keep-alive client: the load generator must cost less than the server."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str, token: str) -> tuple[int, bytes]:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self._port)
+        assert self._reader is not None
+        request = f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n"
+        self._writer.write(request.encode())
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        body = await self._reader.readexactly(length)
+        return status, body
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            await self._writer.wait_closed()
+
+
+def _start_server(settings: MetricsSettings, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "DATABASE_URL": settings.database_url,
+        "KOALR_TOPIC_NAMESPACE": settings.topic_namespace,
+        "KOALR_JWT_SECRET": JWT_SECRET,
+        "METRICS_PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen([sys.executable, "-m", "koalr_metrics", "serve"], env=env, cwd=ROOT)
+
+
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def _stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+async def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the metrics server exited during start-up")
+        try:
+            client = _Client(port)
+            status, _ = await client.get("/readyz", "none")
+            await client.close()
+            if status == 200:
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the metrics server was not ready within 60 s")
+
+
+async def _load(port: int) -> tuple[list[float], int, float]:
+    orgs = SUMMARY_INTEGRATIONS // 2
+    exp = datetime.now(UTC) + timedelta(hours=1)
+    tokens = {
+        (org, role): jwt.encode(
+            {"sub": "bench", "org_id": f"org-{org}", "role": role, "exp": exp},
+            JWT_SECRET,
+            algorithm="HS256",
+        )
+        for org in range(orgs)
+        for role in ("admin", "member")
+    }
+    latencies: list[float] = []
+    errors = 0
+    measuring = False
+
+    async def client_loop(seed: int, stop_at: float) -> None:
+        nonlocal errors
+        rng = random.Random(seed)
+        client = _Client(port)
+        try:
+            for _ in range(MAX_REQUESTS_PER_CLIENT):
+                if time.monotonic() >= stop_at:
+                    break
+                org = rng.randrange(orgs)
+                role = "admin" if rng.random() < 0.5 else "member"
+                path = f"/v1/orgs/org-{org}/ai-analytics/summary?days=30"
+                started = time.perf_counter()
+                status, body = await client.get(path, tokens[(org, role)])
+                elapsed = time.perf_counter() - started
+                if status != 200 or b'"providers":[{' not in body:
+                    errors += 1
+                if measuring:
+                    latencies.append(elapsed)
+        finally:
+            await client.close()
+
+    warm_until = time.monotonic() + WARMUP_S
+    await asyncio.gather(*(client_loop(i, warm_until) for i in range(CLIENTS)))
+    measuring = True
+    started = time.perf_counter()
+    stop_at = time.monotonic() + MEASURE_S
+    await asyncio.gather(*(client_loop(100 + i, stop_at) for i in range(CLIENTS)))
+    return latencies, errors, time.perf_counter() - started
+
+
+async def _summary(settings: MetricsSettings) -> list[Measurement]:
+    print(
+        f"[bench] metrics: generating {SUMMARY_INTEGRATIONS} integrations x "
+        f"{SUMMARY_MEMBERS} members x {SUMMARY_DAYS} days in SQL",
+        flush=True,
+    )
+    member_days, generate_s = await _generate(settings.database_url)
+    port = _free_port()
+    process = _start_server(settings, port)
+    try:
+        await _wait_ready(port, process)
+        print(f"[bench] metrics: {CLIENTS} clients for {MEASURE_S:.0f} s", flush=True)
+        latencies, errors, elapsed = await _load(port)
+    finally:
+        _stop_server(process)
+    if errors:
+        raise RuntimeError(f"{errors} summary requests failed")
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    rps = len(latencies) / elapsed
+    note = (
+        f"{member_days:,} member days in the database (generated in {generate_s:.0f} s); "
+        f"{CLIENTS} keep-alive clients, 30-day summaries, half admin half member, "
+        f"{len(latencies)} requests in {elapsed:.1f} s; server: one uvicorn process"
+    )
+    return [
+        Measurement(BENCH, "summary latency p50", p50, "ms", notes=note),
+        Measurement(
+            BENCH,
+            "summary latency p99",
+            p99,
+            "ms",
+            target="<= 50 ms",
+            meets_target=p99 <= 50,
+            notes=note,
+        ),
+        Measurement(BENCH, "summary throughput", rps, "req/s", notes=note),
+    ]

@@ -1,0 +1,549 @@
+"""All SQL of the metrics service (asyncpg; the pool's ``search_path`` is the service schema)."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final, TypeAlias
+from uuid import UUID
+
+import asyncpg
+
+from koalr_contracts import (
+    IntegrationConnected,
+    IntegrationDisconnected,
+    SyncStatusChanged,
+)
+from koalr_metrics.analytics import (
+    DEFAULT_POLICY,
+    DayRange,
+    DayRollup,
+    MemberActivity,
+    ModelTotal,
+    Policy,
+    ProviderData,
+)
+from koalr_metrics.ingest import IntegrationEvent, SnapshotRows, UsageRows
+
+Connection: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
+
+MEMBER_DAY_COLUMNS: Final = (
+    "integration_id",
+    "day",
+    "member_key",
+    "email",
+    "name",
+    "is_active",
+    "requests",
+    "charged_cents",
+    "fetched_at",
+)
+MODEL_COLUMNS: Final = (
+    "integration_id",
+    "day",
+    "member_key",
+    "model",
+    "requests",
+    "charged_cents",
+)
+
+_TRANSIENT: Final = (
+    OSError,  # refused, reset, unreachable
+    TimeoutError,
+    asyncpg.InterfaceError,  # connection closed under us, pool shutting down
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.InsufficientResourcesError,  # class 53: too many connections, disk full
+    asyncpg.OperatorInterventionError,  # class 57: shutdown, cannot connect now
+    asyncpg.TransactionRollbackError,  # class 40: deadlock, serialization failure
+    asyncpg.LockNotAvailableError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that go away by waiting (PostgreSQL down, restarting, overloaded);
+    False for a statement PostgreSQL refuses, which no retry will change."""
+    return isinstance(exc, _TRANSIENT)
+
+
+def integration_lock_key(integration_id: UUID) -> int:
+    """Advisory lock key serialising writers of one integration's rows (replicas overlap
+    briefly during a rebalance; rollups must be recomputed from committed member rows)."""
+    return zlib.crc32(b"koalr-metrics:" + integration_id.bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    member_days: int
+    """Member-day rows written (new or replaced); the rest were older than what was stored,
+    or belonged to a purged integration."""
+    snapshots: int
+
+
+_STAGE_TABLES: Final = """
+CREATE TEMP TABLE IF NOT EXISTS stage_member_days (LIKE member_days) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_member_day_models (LIKE member_day_models)
+    ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_accepted (
+    integration_id uuid, day date, member_key text, replaced boolean) ON COMMIT DELETE ROWS;
+"""
+
+_LOCK_INTEGRATIONS: Final = """
+SELECT pg_advisory_xact_lock(k.key) FROM unnest($1::bigint[]) WITH ORDINALITY AS k(key, n)
+ORDER BY k.n
+"""
+
+_PLACEHOLDER_INTEGRATIONS: Final = """
+INSERT INTO integrations (integration_id, org_id, provider, status, changed_at)
+SELECT t.integration_id, t.org_id, t.provider, 'unconfirmed', '-infinity'
+FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(integration_id, org_id, provider)
+ON CONFLICT (integration_id) DO NOTHING
+"""
+
+_UPSERT_MEMBER_DAYS: Final = """
+WITH upserted AS (
+    INSERT INTO member_days AS m (
+        integration_id, day, member_key, email, name, is_active, requests, charged_cents,
+        fetched_at)
+    SELECT s.integration_id, s.day, s.member_key, s.email, s.name, s.is_active, s.requests,
+           s.charged_cents, s.fetched_at
+    FROM stage_member_days s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM integrations i
+        WHERE i.integration_id = s.integration_id AND i.status = 'purged')
+    ON CONFLICT (integration_id, day, member_key) DO UPDATE SET
+        email = EXCLUDED.email,
+        name = EXCLUDED.name,
+        is_active = EXCLUDED.is_active,
+        requests = EXCLUDED.requests,
+        charged_cents = EXCLUDED.charged_cents,
+        fetched_at = EXCLUDED.fetched_at
+    WHERE m.fetched_at <= EXCLUDED.fetched_at
+    RETURNING m.integration_id, m.day, m.member_key, m.xmax <> 0 AS replaced
+), accepted AS (
+    INSERT INTO stage_accepted SELECT integration_id, day, member_key, replaced FROM upserted
+)
+SELECT integration_id, day, count(*) AS member_days,
+       count(*) FILTER (WHERE replaced) AS replaced
+FROM upserted GROUP BY integration_id, day
+"""
+
+# xmax is 0 on a row this statement inserted and set on one it updated: only replaced
+# member days have model rows to remove, so a batch of new days skips the delete.
+_DELETE_REPLACED_MODELS: Final = """
+DELETE FROM member_day_models m USING stage_accepted a
+WHERE a.replaced
+  AND m.integration_id = a.integration_id AND m.day = a.day AND m.member_key = a.member_key
+"""
+
+_INSERT_ACCEPTED_MODELS: Final = """
+INSERT INTO member_day_models (integration_id, day, member_key, model, requests, charged_cents)
+SELECT s.integration_id, s.day, s.member_key, s.model, s.requests, s.charged_cents
+FROM stage_member_day_models s
+JOIN stage_accepted a USING (integration_id, day, member_key)
+"""
+
+_REFRESH_DAILY: Final = """
+INSERT INTO daily_rollups AS r (
+    integration_id, day, member_days, active_users, requests, charged_cents)
+SELECT t.integration_id, t.day, agg.member_days, agg.active_users, agg.requests, agg.charged_cents
+FROM unnest($1::uuid[], $2::date[]) AS t(integration_id, day)
+CROSS JOIN LATERAL (
+    SELECT count(*)::int AS member_days,
+           (count(*) FILTER (WHERE m.is_active))::int AS active_users,
+           coalesce(sum(m.requests), 0)::bigint AS requests,
+           coalesce(sum(m.charged_cents), 0) AS charged_cents
+    FROM member_days m
+    WHERE m.integration_id = t.integration_id AND m.day = t.day
+) agg
+ON CONFLICT (integration_id, day) DO UPDATE SET
+    member_days = EXCLUDED.member_days,
+    active_users = EXCLUDED.active_users,
+    requests = EXCLUDED.requests,
+    charged_cents = EXCLUDED.charged_cents
+"""
+
+_DELETE_MODEL_ROLLUPS: Final = """
+DELETE FROM daily_model_rollups r
+USING unnest($1::uuid[], $2::date[]) AS t(integration_id, day)
+WHERE r.integration_id = t.integration_id AND r.day = t.day
+"""
+
+_INSERT_MODEL_ROLLUPS: Final = """
+INSERT INTO daily_model_rollups (integration_id, day, model, requests, charged_cents)
+SELECT t.integration_id, t.day, agg.model, agg.requests, agg.charged_cents
+FROM unnest($1::uuid[], $2::date[]) AS t(integration_id, day)
+CROSS JOIN LATERAL (
+    SELECT m.model, sum(m.requests)::bigint AS requests, sum(m.charged_cents) AS charged_cents
+    FROM member_day_models m
+    WHERE m.integration_id = t.integration_id AND m.day = t.day
+    GROUP BY m.model
+) agg
+"""
+
+_UPSERT_SNAPSHOT: Final = """
+INSERT INTO cycle_snapshots AS c (integration_id, cycle_start, total_cents, spenders, fetched_at)
+SELECT $1, $2, $3, $4, $5
+WHERE NOT EXISTS (
+    SELECT 1 FROM integrations i WHERE i.integration_id = $1 AND i.status = 'purged')
+ON CONFLICT (integration_id) DO UPDATE SET
+    cycle_start = EXCLUDED.cycle_start,
+    total_cents = EXCLUDED.total_cents,
+    spenders = EXCLUDED.spenders,
+    fetched_at = EXCLUDED.fetched_at
+WHERE c.fetched_at <= EXCLUDED.fetched_at
+RETURNING integration_id
+"""
+
+_INSERT_SNAPSHOT_MEMBERS: Final = """
+INSERT INTO cycle_snapshot_members (
+    integration_id, member_key, email, name, spend_cents, overall_spend_cents)
+SELECT $1, t.member_key, t.email, t.name, t.spend_cents, t.overall_spend_cents
+FROM unnest($2::text[], $3::text[], $4::text[], $5::numeric[], $6::numeric[])
+    AS t(member_key, email, name, spend_cents, overall_spend_cents)
+"""
+
+_CONNECTED: Final = """
+INSERT INTO integrations AS i (
+    integration_id, org_id, provider, external_id, status, connected_at, changed_at)
+VALUES ($1, $2, $3, $4, 'connected', $5, $5)
+ON CONFLICT (integration_id) DO UPDATE SET
+    org_id = EXCLUDED.org_id,
+    provider = EXCLUDED.provider,
+    external_id = EXCLUDED.external_id,
+    status = 'connected',
+    connected_at = EXCLUDED.connected_at,
+    changed_at = EXCLUDED.changed_at
+WHERE i.changed_at <= EXCLUDED.changed_at
+"""
+
+_DISCONNECTED: Final = """
+INSERT INTO integrations AS i (integration_id, org_id, provider, status, changed_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (integration_id) DO UPDATE SET
+    status = CASE WHEN i.status = 'purged' THEN 'purged' ELSE EXCLUDED.status END,
+    changed_at = EXCLUDED.changed_at
+WHERE i.changed_at <= EXCLUDED.changed_at
+RETURNING status
+"""
+
+_PURGED_TABLES: Final = (
+    "member_day_models",
+    "member_days",
+    "daily_model_rollups",
+    "daily_rollups",
+    "cycle_snapshots",  # its member rows go with it (ON DELETE CASCADE)
+    "sync_status",
+)
+
+_SYNC_STATUS: Final = """
+INSERT INTO sync_status AS s (
+    integration_id, state, reason_code, data_through, last_success_at, changed_at)
+SELECT $1, $2, $3, $4, $5, $6
+WHERE NOT EXISTS (
+    SELECT 1 FROM integrations i WHERE i.integration_id = $1 AND i.status = 'purged')
+ON CONFLICT (integration_id) DO UPDATE SET
+    state = EXCLUDED.state,
+    reason_code = EXCLUDED.reason_code,
+    data_through = coalesce(EXCLUDED.data_through, s.data_through),
+    last_success_at = coalesce(EXCLUDED.last_success_at, s.last_success_at),
+    changed_at = EXCLUDED.changed_at
+WHERE s.changed_at <= EXCLUDED.changed_at
+"""
+
+_PROVIDERS: Final = """
+SELECT i.integration_id, i.provider, s.state, s.data_through, s.last_success_at,
+       c.cycle_start, c.total_cents AS cycle_total_cents, c.spenders AS cycle_spenders,
+       r.days, r.member_days, r.active_users, r.requests, r.charged_cents,
+       mo.models, mo.model_requests
+FROM integrations i
+LEFT JOIN sync_status s ON s.integration_id = i.integration_id
+LEFT JOIN cycle_snapshots c ON c.integration_id = i.integration_id
+CROSS JOIN LATERAL (
+    SELECT array_agg(d.day) AS days, array_agg(d.member_days) AS member_days,
+           array_agg(d.active_users) AS active_users, array_agg(d.requests) AS requests,
+           array_agg(d.charged_cents) AS charged_cents
+    FROM daily_rollups d
+    WHERE d.integration_id = i.integration_id AND d.day BETWEEN $3 AND $4
+) r
+CROSS JOIN LATERAL (
+    SELECT array_agg(x.model) AS models, array_agg(x.requests) AS model_requests
+    FROM (
+        SELECT m.model, sum(m.requests)::bigint AS requests
+        FROM daily_model_rollups m
+        JOIN daily_rollups d ON d.integration_id = m.integration_id AND d.day = m.day
+        WHERE m.integration_id = i.integration_id AND m.day BETWEEN $3 AND $4
+          AND d.active_users >= $5
+        GROUP BY m.model
+    ) x
+) mo
+WHERE i.org_id = $1 AND i.status = 'connected' AND ($2::text IS NULL OR i.provider = $2)
+ORDER BY i.provider, i.connected_at, i.integration_id
+"""
+
+_MEMBERS: Final = """
+WITH ints AS (
+    SELECT integration_id, provider FROM integrations
+    WHERE org_id = $1 AND status = 'connected' AND ($2::text IS NULL OR provider = $2)
+), activity AS (
+    SELECT m.integration_id, m.member_key,
+           (array_agg(m.email ORDER BY m.day DESC))[1] AS email,
+           (array_agg(m.name ORDER BY m.day DESC))[1] AS name,
+           (count(*) FILTER (WHERE m.is_active))::int AS active_days,
+           sum(m.requests)::bigint AS requests,
+           sum(m.charged_cents) AS spend_cents
+    FROM member_days m JOIN ints USING (integration_id)
+    WHERE m.day BETWEEN $3 AND $4
+    GROUP BY m.integration_id, m.member_key
+), top AS (
+    SELECT DISTINCT ON (x.integration_id, x.member_key) x.integration_id, x.member_key, x.model
+    FROM (
+        SELECT mm.integration_id, mm.member_key, mm.model, sum(mm.requests) AS requests
+        FROM member_day_models mm JOIN ints USING (integration_id)
+        WHERE mm.day BETWEEN $3 AND $4
+        GROUP BY mm.integration_id, mm.member_key, mm.model
+    ) x
+    WHERE x.requests > 0
+    ORDER BY x.integration_id, x.member_key, x.requests DESC, x.model
+)
+SELECT ints.provider, a.email, a.name, a.active_days, a.requests, a.spend_cents,
+       top.model AS top_model
+FROM activity a
+JOIN ints USING (integration_id)
+LEFT JOIN top USING (integration_id, member_key)
+ORDER BY a.requests DESC, ints.provider, a.member_key
+"""
+
+
+class MetricsRepository:
+    """Reads and writes of the metrics schema. Every write method is one transaction."""
+
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self._pool = pool
+
+    async def ping(self) -> None:
+        async with self._pool.acquire(timeout=3) as conn:
+            await conn.fetchval("SELECT 1")
+
+    # --- ingest -------------------------------------------------------------------------------
+
+    async def store_usage(
+        self, usage: UsageRows, snapshots: Sequence[SnapshotRows]
+    ) -> StoreOutcome:
+        """Upsert member days (with their models) and spend snapshots, and recompute the rollups
+        of every touched day, in one transaction."""
+        integrations = dict(usage.integrations)
+        for snapshot in snapshots:
+            integrations.setdefault(snapshot.integration_id, (snapshot.org_id, snapshot.provider))
+        if not integrations:
+            return StoreOutcome(0, 0)
+        ids = sorted(integrations)
+        written_days = 0
+        written_snapshots = 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(_STAGE_TABLES)
+            await conn.execute(_LOCK_INTEGRATIONS, sorted({integration_lock_key(i) for i in ids}))
+            await conn.execute(
+                _PLACEHOLDER_INTEGRATIONS,
+                ids,
+                [integrations[i][0] for i in ids],
+                [integrations[i][1] for i in ids],
+            )
+            if usage.member_days:
+                written_days = await self._upsert_member_days(conn, usage)
+            for snapshot in snapshots:
+                written_snapshots += await self._upsert_snapshot(conn, snapshot)
+        return StoreOutcome(written_days, written_snapshots)
+
+    @staticmethod
+    async def _upsert_member_days(conn: Connection, usage: UsageRows) -> int:
+        await conn.copy_records_to_table(
+            "stage_member_days", records=usage.member_days, columns=MEMBER_DAY_COLUMNS
+        )
+        touched = await conn.fetch(_UPSERT_MEMBER_DAYS)
+        if not touched:
+            return 0
+        accepted = sum(int(row["member_days"]) for row in touched)
+        replaced = any(row["replaced"] for row in touched)
+        if replaced:
+            await conn.execute(_DELETE_REPLACED_MODELS)
+        if usage.models and accepted == len(usage.member_days) and not replaced:
+            # Every member day is new: its models cannot exist yet, so they go straight in.
+            await conn.copy_records_to_table(
+                "member_day_models", records=usage.models, columns=MODEL_COLUMNS
+            )
+        elif usage.models:
+            await conn.copy_records_to_table(
+                "stage_member_day_models", records=usage.models, columns=MODEL_COLUMNS
+            )
+            await conn.execute(_INSERT_ACCEPTED_MODELS)
+        ids = [row["integration_id"] for row in touched]
+        days = [row["day"] for row in touched]
+        await conn.execute(_REFRESH_DAILY, ids, days)
+        await conn.execute(_DELETE_MODEL_ROLLUPS, ids, days)
+        await conn.execute(_INSERT_MODEL_ROLLUPS, ids, days)
+        return accepted
+
+    @staticmethod
+    async def _upsert_snapshot(conn: Connection, snapshot: SnapshotRows) -> int:
+        kept = await conn.fetchval(
+            _UPSERT_SNAPSHOT,
+            snapshot.integration_id,
+            snapshot.cycle_start,
+            snapshot.total_cents,
+            snapshot.spenders,
+            snapshot.fetched_at,
+        )
+        if kept is None:
+            return 0
+        await conn.execute(
+            "DELETE FROM cycle_snapshot_members WHERE integration_id = $1",
+            snapshot.integration_id,
+        )
+        if snapshot.members:
+            columns = list(zip(*snapshot.members, strict=True))
+            await conn.execute(_INSERT_SNAPSHOT_MEMBERS, snapshot.integration_id, *columns)
+        return 1
+
+    async def apply_integration_events(self, events: Sequence[IntegrationEvent]) -> None:
+        """Apply integration lifecycle events in order; an event older than what the projection
+        already holds for that integration changes nothing (replays are harmless)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            for event in events:
+                if isinstance(event, IntegrationConnected):
+                    await conn.execute(
+                        _CONNECTED,
+                        event.integration_id,
+                        event.org_id,
+                        event.provider,
+                        event.external_id,
+                        event.occurred_at,
+                    )
+                elif isinstance(event, IntegrationDisconnected):
+                    await self._disconnect(conn, event)
+                # IntegrationCredentialsRotated changes nothing the metrics show.
+
+    @staticmethod
+    async def _disconnect(conn: Connection, event: IntegrationDisconnected) -> None:
+        if event.purge:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1)", integration_lock_key(event.integration_id)
+            )
+        status = await conn.fetchval(
+            _DISCONNECTED,
+            event.integration_id,
+            event.org_id,
+            event.provider,
+            "purged" if event.purge else "disconnected",
+            event.occurred_at,
+        )
+        if status == "purged" and event.purge:
+            for table in _PURGED_TABLES:
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE integration_id = $1",  # noqa: S608 - constant names
+                    event.integration_id,
+                )
+
+    async def apply_sync_statuses(self, events: Sequence[SyncStatusChanged]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            for event in events:
+                await conn.execute(
+                    _SYNC_STATUS,
+                    event.integration_id,
+                    event.state,
+                    event.reason_code,
+                    event.data_through,
+                    event.last_success_at,
+                    event.occurred_at,
+                )
+
+    # --- queries ------------------------------------------------------------------------------
+
+    async def org_policy(self, org_id: str) -> Policy:
+        row = await self._pool.fetchrow(
+            "SELECT members_can_see_spend, min_group_size FROM org_settings WHERE org_id = $1",
+            org_id,
+        )
+        if row is None:
+            return DEFAULT_POLICY
+        return Policy(row["members_can_see_spend"], row["min_group_size"])
+
+    async def save_org_policy(self, org_id: str, policy: Policy, updated_by: str) -> Policy:
+        row = await self._pool.fetchrow(
+            """
+            INSERT INTO org_settings (org_id, members_can_see_spend, min_group_size, updated_by)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT (org_id) DO UPDATE SET
+                members_can_see_spend = EXCLUDED.members_can_see_spend,
+                min_group_size = EXCLUDED.min_group_size,
+                updated_by = EXCLUDED.updated_by,
+                updated_at = now()
+            RETURNING members_can_see_spend, min_group_size
+            """,
+            org_id,
+            policy.members_can_see_spend,
+            policy.min_group_size,
+            updated_by,
+        )
+        assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
+        return Policy(row["members_can_see_spend"], row["min_group_size"])
+
+    async def provider_data(
+        self, org_id: str, provider: str | None, day_range: DayRange, min_active: int
+    ) -> list[ProviderData]:
+        """Rollups of the org's connected integrations over the range; model totals only over
+        days with at least ``min_active`` active members."""
+        rows = await self._pool.fetch(
+            _PROVIDERS, org_id, provider, day_range.start, day_range.end, min_active
+        )
+        return [_provider_data(row) for row in rows]
+
+    async def member_activity(
+        self, org_id: str, provider: str | None, day_range: DayRange
+    ) -> list[MemberActivity]:
+        rows = await self._pool.fetch(_MEMBERS, org_id, provider, day_range.start, day_range.end)
+        return [
+            MemberActivity(
+                provider=row["provider"],
+                email=row["email"],
+                name=row["name"],
+                active_days=row["active_days"],
+                requests=row["requests"],
+                top_model=row["top_model"],
+                spend_cents=row["spend_cents"],
+            )
+            for row in rows
+        ]
+
+
+def _provider_data(row: asyncpg.Record) -> ProviderData:
+    days: list[date] = row["days"] or []
+    days_rollups = [
+        DayRollup(day, member_days, active, requests, cents)
+        for day, member_days, active, requests, cents in zip(
+            days,
+            row["member_days"] or [],
+            row["active_users"] or [],
+            row["requests"] or [],
+            row["charged_cents"] or [],
+            strict=True,
+        )
+    ]
+    models = [
+        ModelTotal(model, requests)
+        for model, requests in zip(row["models"] or [], row["model_requests"] or [], strict=True)
+    ]
+    last_success_at: datetime | None = row["last_success_at"]
+    return ProviderData(
+        integration_id=row["integration_id"],
+        provider=row["provider"],
+        state=row["state"],
+        data_through=row["data_through"],
+        last_success_at=last_success_at,
+        cycle_start=row["cycle_start"],
+        cycle_total_cents=row["cycle_total_cents"],
+        cycle_spenders=row["cycle_spenders"],
+        days=days_rollups,
+        models=models,
+    )

@@ -1,0 +1,329 @@
+"""The logic of the metrics service, free of any framework: ingest and projections (what to
+store, what to dead-letter, what counts as "retry later") and the role-filtered analytics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from prometheus_client import Counter, Histogram
+
+from koalr_contracts import DeadLetter
+from koalr_metrics.analytics import (
+    DEFAULT_POLICY,
+    DayRange,
+    Policy,
+    members_document,
+    summary_document,
+    visible_threshold,
+)
+from koalr_metrics.ingest import (
+    Record,
+    Rejected,
+    Sourced,
+    UsageBatch,
+    UsageBatchBuilder,
+    decode_integration_batch,
+    decode_sync_status_batch,
+    snapshot_rows,
+    usage_rows,
+)
+from koalr_metrics.repository import MetricsRepository, is_transient
+from koalr_runtime.auth import Principal, authorize
+from koalr_runtime.kafka import dead_letter_for
+from koalr_runtime.logs import bind_correlation, get_logger
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+_DECODE_SLICE = 50
+"""Records decoded between two yields to the event loop."""
+
+RECORDS = Counter(
+    "koalr_metrics_records_total",
+    "Records consumed by the metrics service, by outcome",
+    ["stream", "outcome"],
+)
+BATCH_SECONDS = Histogram(
+    "koalr_metrics_batch_seconds", "Time to store one consumed batch", ["stream"]
+)
+STORE_FAILURES = Counter(
+    "koalr_metrics_store_failures_total",
+    "Batches PostgreSQL could not take (retried after a pause)",
+    ["stream"],
+)
+
+
+class StoreUnavailable(Exception):  # noqa: N818 - a state, not a programming error
+    """PostgreSQL cannot take writes right now; the batch must be retried, not skipped."""
+
+
+class StoreRefused(Exception):  # noqa: N818 - the reason a record is dead-lettered
+    """PostgreSQL refused one record for good (no retry will change it)."""
+
+
+@dataclass(slots=True)
+class IngestStats:
+    """Counters of one service instance (the Prometheus ones are process-wide)."""
+
+    batches: int = 0
+    records: int = 0
+    member_days_written: int = 0
+    dead_lettered: int = 0
+    failed_attempts: int = 0
+
+
+class Backoff:
+    """Exponential pause with jitter between attempts at the same batch."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self._initial_s = initial_s
+        self._max_s = max(max_s, initial_s)
+        self._next_s = initial_s
+
+    def next_delay_s(self) -> float:
+        delay = self._next_s
+        self._next_s = min(self._max_s, self._next_s * 2)
+        return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+
+    def reset(self) -> None:
+        self._next_s = self._initial_s
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+class IngestService:
+    """Stores what the three consumed topics say and names what goes to the dead-letter topic.
+
+    Each method handles one consumed batch in one transaction and returns the dead letters to
+    publish. It raises :class:`StoreUnavailable` when PostgreSQL is unreachable or overloaded:
+    the caller then retries the same batch later and commits nothing. A batch PostgreSQL
+    refuses outright is retried record by record, and only the records it refuses are
+    dead-lettered.
+    """
+
+    def __init__(
+        self,
+        repository: MetricsRepository,
+        *,
+        usage_group: str,
+        integrations_group: str,
+        sync_status_group: str,
+        chunk_records: int = 1000,
+    ) -> None:
+        self._repo = repository
+        self._usage_group = usage_group
+        self._integrations_group = integrations_group
+        self._sync_status_group = sync_status_group
+        self._chunk_records = chunk_records
+        self.stats = IngestStats()
+
+    async def ingest_usage(self, records: Sequence[Record]) -> list[DeadLetter]:
+        """Store a consumed batch of usage records; returns the dead letters to publish.
+
+        The batch is written in chunks, one transaction each, in offset order (so a newer
+        record in a later chunk still wins). Decoding a chunk (CPU, in this process) overlaps
+        with the database writing the previous one (in PostgreSQL's process); offsets are
+        committed by the caller only after every chunk is written.
+        """
+        rejected: list[Rejected] = []
+        written = 0
+        writing: asyncio.Task[tuple[int, list[Rejected]]] | None = None
+        try:
+            with BATCH_SECONDS.labels("usage").time():
+                for start in range(0, len(records), self._chunk_records):
+                    batch = await self._decode_usage(records[start : start + self._chunk_records])
+                    rejected.extend(batch.rejected)
+                    if writing is not None:
+                        chunk_written, refused = await writing
+                        written += chunk_written
+                        rejected.extend(refused)
+                    writing = asyncio.create_task(self._write_usage(batch))
+                if writing is not None:
+                    chunk_written, refused = await writing
+                    written += chunk_written
+                    rejected.extend(refused)
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await writing
+        self.stats.batches += 1
+        self.stats.records += len(records)
+        self.stats.member_days_written += written
+        return self._dead_letters(rejected, self._usage_group, "usage")
+
+    @staticmethod
+    async def _decode_usage(records: Sequence[Record]) -> UsageBatch:
+        """Decode in slices, yielding in between so a pending write can make progress."""
+        builder = UsageBatchBuilder()
+        for index, record in enumerate(records, start=1):
+            builder.add(record)
+            if index % _DECODE_SLICE == 0:
+                await asyncio.sleep(0)
+        return builder.build()
+
+    async def _write_usage(self, batch: UsageBatch) -> tuple[int, list[Rejected]]:
+        usage = [u.event for u in batch.usage]
+        snapshots = [snapshot_rows(s.event) for s in batch.snapshots]
+        try:
+            outcome = await self._repo.store_usage(usage_rows(usage), snapshots)
+        except Exception as exc:
+            if is_transient(exc):
+                raise StoreUnavailable(str(exc)) from exc
+            log.warning("ingest.chunk_refused", error=str(exc), records=len(usage))
+            written, refused = await self._usage_one_by_one(batch.usage, batch.snapshots)
+        else:
+            written, refused = outcome.member_days, []
+        RECORDS.labels("usage", "stored").inc(len(usage) + len(snapshots) - len(refused))
+        RECORDS.labels("usage", "superseded_in_batch").inc(batch.superseded)
+        return written, refused
+
+    async def _usage_one_by_one(
+        self, usage: Sequence[Sourced[Any]], snapshots: Sequence[Sourced[Any]]
+    ) -> tuple[int, list[Rejected]]:
+        written = 0
+        refused: list[Rejected] = []
+        for item in usage:
+            rejected = await self._isolated(
+                item, lambda e: self._repo.store_usage(usage_rows([e]), [])
+            )
+            if rejected is None:
+                written += 1
+            else:
+                refused.append(rejected)
+        for item in snapshots:
+            rejected = await self._isolated(
+                item, lambda e: self._repo.store_usage(usage_rows([]), [snapshot_rows(e)])
+            )
+            if rejected is not None:
+                refused.append(rejected)
+        return written, refused
+
+    @staticmethod
+    async def _isolated(
+        item: Sourced[Any], store: Callable[[Any], Awaitable[object]]
+    ) -> Rejected | None:
+        """Store one event on its own; a refusal becomes a :class:`Rejected`."""
+        try:
+            await store(item.event)
+        except Exception as exc:
+            if is_transient(exc):
+                raise StoreUnavailable(str(exc)) from exc
+            error = StoreRefused(f"PostgreSQL refused the record: {exc}")
+            return Rejected(item.record, error, item.event.org_id, item.event.integration_id)
+        return None
+
+    async def project_integrations(self, records: Sequence[Record]) -> list[DeadLetter]:
+        batch = decode_integration_batch(records)
+        rejected = list(batch.rejected)
+        events = [s.event for s in batch.events]
+        try:
+            await self._repo.apply_integration_events(events)
+        except Exception as exc:
+            if is_transient(exc):
+                raise StoreUnavailable(str(exc)) from exc
+            for item in batch.events:
+                refused = await self._isolated(
+                    item, lambda e: self._repo.apply_integration_events([e])
+                )
+                if refused is not None:
+                    rejected.append(refused)
+        for item in batch.events:
+            bind_correlation(
+                str(item.event.correlation_id),
+                integration_id=str(item.event.integration_id),
+                event_type=item.event.event_type,
+            )
+            log.info("projection.integration_event_applied")
+        RECORDS.labels("integrations", "applied").inc(len(events))
+        return self._dead_letters(rejected, self._integrations_group, "integrations")
+
+    async def project_sync_status(self, records: Sequence[Record]) -> list[DeadLetter]:
+        batch = decode_sync_status_batch(records)
+        rejected = list(batch.rejected)
+        events = [s.event for s in batch.events]
+        try:
+            await self._repo.apply_sync_statuses(events)
+        except Exception as exc:
+            if is_transient(exc):
+                raise StoreUnavailable(str(exc)) from exc
+            for item in batch.events:
+                refused = await self._isolated(item, lambda e: self._repo.apply_sync_statuses([e]))
+                if refused is not None:
+                    rejected.append(refused)
+        RECORDS.labels("sync_status", "applied").inc(len(events))
+        return self._dead_letters(rejected, self._sync_status_group, "sync_status")
+
+    def _dead_letters(
+        self, rejected: Sequence[Rejected], consumer_group: str, stream: str
+    ) -> list[DeadLetter]:
+        letters = []
+        for item in rejected:
+            letter = dead_letter_for(
+                item.record,
+                consumer_group=consumer_group,
+                error=item.error,
+                org_id=item.org_id,
+                integration_id=item.integration_id,
+            )
+            log.warning(
+                "ingest.dead_letter",
+                source_topic=letter.source_topic,
+                source_partition=letter.source_partition,
+                source_offset=letter.source_offset,
+                error_type=letter.error_type,
+                reason=letter.reason[:300],
+                integration_id=str(item.integration_id) if item.integration_id else None,
+            )
+            letters.append(letter)
+        self.stats.dead_lettered += len(letters)
+        RECORDS.labels(stream, "dead_lettered").inc(len(letters))
+        return letters
+
+
+class AnalyticsService:
+    """The role-filtered queries of the AI Analytics API."""
+
+    def __init__(
+        self, repository: MetricsRepository, today: Callable[[], date] = utc_today
+    ) -> None:
+        self._repo = repository
+        self._today = today
+
+    async def summary(
+        self, principal: Principal, org_id: str, *, days: int, provider: str | None
+    ) -> dict[str, Any]:
+        authorize(principal, org_id, admin_only=False)
+        day_range = DayRange.ending(self._today(), days)
+        policy = DEFAULT_POLICY if principal.is_admin else await self._repo.org_policy(org_id)
+        providers = await self._repo.provider_data(
+            org_id, provider, day_range, visible_threshold(principal.is_admin, policy)
+        )
+        return summary_document(org_id, principal.role, day_range, providers, policy=policy)
+
+    async def members(
+        self, principal: Principal, org_id: str, *, days: int, provider: str | None
+    ) -> dict[str, Any]:
+        authorize(principal, org_id, admin_only=True)
+        day_range = DayRange.ending(self._today(), days)
+        return members_document(await self._repo.member_activity(org_id, provider, day_range))
+
+    async def policy(self, principal: Principal, org_id: str) -> dict[str, Any]:
+        authorize(principal, org_id, admin_only=True)
+        policy = await self._repo.org_policy(org_id)
+        return {"org_id": org_id, **policy.as_json()}
+
+    async def set_policy(self, principal: Principal, org_id: str, policy: Policy) -> dict[str, Any]:
+        authorize(principal, org_id, admin_only=True)
+        saved = await self._repo.save_org_policy(org_id, policy, updated_by=principal.sub)
+        log.info("settings.updated", org_id=org_id, **saved.as_json())
+        return {"org_id": org_id, **saved.as_json()}

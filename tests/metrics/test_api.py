@@ -1,0 +1,400 @@
+"""The query API's authorization and privacy matrix, on data ingested through Kafka."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+
+from koalr_contracts import topics
+from tests.metrics.support import (
+    JWT_SECRET,
+    Truth,
+    auth,
+    connected,
+    fully_committed,
+    make_settings,
+    new_id,
+    producer,
+    publish,
+    range_days,
+    running_app,
+    snapshot,
+    today,
+    token,
+    usage,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+ORG = "org-a"
+POLICY_ORG = "org-p"
+OTHER_ORG = "org-b"
+#: Active members per day offset (days ago); 4 and 2 days ago stay below the default of 5.
+ACTIVE_BY_DAY = {1: 6, 2: 4, 3: 5, 5: 2}
+NAMES = [f"Person Number{i}" for i in range(8)]
+EMAILS = [f"person{i}@corp.example" for i in range(8)]
+
+
+class Seeded:
+    def __init__(self, client: httpx.AsyncClient, truth: Truth, ids: dict[str, uuid.UUID]):
+        self.client = client
+        self.truth = truth
+        self.ids = ids
+
+
+def _records(org_id: str, integration_id: uuid.UUID, fetched_at: datetime) -> list[Any]:
+    out = []
+    for days_ago, active in ACTIVE_BY_DAY.items():
+        day = today() - timedelta(days=days_ago)
+        for m in range(8):
+            models = {"gpt-5": (m + days_ago, f"{m}.25"), "o3": (1, "0.1")} if m < active else {}
+            out.append(
+                usage(
+                    org_id,
+                    integration_id,
+                    day,
+                    EMAILS[m],
+                    models,
+                    name=NAMES[m],
+                    fetched_at=fetched_at,
+                )
+            )
+    return out
+
+
+@pytest.fixture(scope="module")
+async def seeded(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterator[Seeded]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    dsn = f"{database_url.rpartition('/')[0]}/{name}"
+    settings = make_settings(kafka_bootstrap_servers, dsn, f"t{uuid.uuid4().hex[:12]}")
+    ids = {org: new_id() for org in (ORG, POLICY_ORG, OTHER_ORG)}
+    truth = Truth()
+    fetched_at = datetime.now(UTC) - timedelta(hours=1)
+    try:
+        async with producer(settings) as broker, running_app(settings) as (_, client):
+            await publish(
+                broker,
+                settings.topic(topics.INTEGRATIONS),
+                [connected(org, integration) for org, integration in ids.items()],
+            )
+            for org, integration in ids.items():
+                records = _records(org, integration, fetched_at)
+                truth.add(records)
+                await publish(broker, settings.topic(topics.USAGE_RECORDS), records)
+                spends = {EMAILS[m]: f"{10 * (m + 1)}.5" for m in range(6)}
+                await publish(
+                    broker,
+                    settings.topic(topics.USAGE_RECORDS),
+                    [
+                        snapshot(
+                            org, integration, today().replace(day=1), spends, fetched_at=fetched_at
+                        )
+                    ],
+                )
+
+            async def done() -> bool:
+                return await fully_committed(
+                    kafka_bootstrap_servers,
+                    settings.group(settings.ingest_group),
+                    settings.topic(topics.USAGE_RECORDS),
+                ) and await fully_committed(
+                    kafka_bootstrap_servers,
+                    settings.group(settings.integrations_group),
+                    settings.topic(topics.INTEGRATIONS),
+                )
+
+            await wait_until(done, what="seed data stored")
+            yield Seeded(client, truth, ids)
+    finally:
+        admin = await asyncpg.connect(database_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def _walk(value: Any, path: str = "$") -> Iterator[tuple[str, str | None, Any]]:
+    """Every (path, key, value) in a JSON document, recursively."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield f"{path}.{key}", key, item
+            yield from _walk(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield f"{path}[{index}]", None, item
+            yield from _walk(item, f"{path}[{index}]")
+
+
+def _leaks(document: Any, *, spend_allowed: bool) -> list[str]:
+    found = []
+    for path, key, value in _walk(document):
+        lowered = (key or "").lower()
+        if lowered in {"email", "name", "top_model", "members"}:
+            found.append(path)
+        if not spend_allowed and ("spend" in lowered or "cents" in lowered):
+            found.append(path)
+        if isinstance(value, str) and ("@" in value or value in NAMES):
+            found.append(path)
+    return found
+
+
+async def _get(client: httpx.AsyncClient, path: str, headers: dict[str, str], **params: Any) -> Any:
+    response = await client.get(path, headers=headers, params=params)
+    return response.status_code, json.loads(response.content, parse_float=Decimal)
+
+
+SUMMARY = f"/v1/orgs/{ORG}/ai-analytics/summary"
+MEMBERS = f"/v1/orgs/{ORG}/ai-analytics/members"
+
+
+async def test_missing_bad_and_expired_tokens_get_401(seeded: Seeded) -> None:
+    expired = jwt.encode(
+        {"sub": "u", "org_id": ORG, "role": "admin", "exp": datetime.now(UTC) - timedelta(hours=1)},
+        JWT_SECRET,
+        algorithm="HS256",
+    )
+    wrong_key = jwt.encode(
+        {"sub": "u", "org_id": ORG, "role": "admin", "exp": datetime.now(UTC) + timedelta(hours=1)},
+        "another-secret-that-is-also-long-enough-for-hs256",
+        algorithm="HS256",
+    )
+    cases = {
+        "": "unauthorized",
+        "Token abc": "unauthorized",
+        "Bearer not.a.jwt": "invalid_token",
+        f"Bearer {expired}": "token_expired",
+        f"Bearer {wrong_key}": "invalid_token",
+    }
+    for header, code in cases.items():
+        headers = {"Authorization": header} if header else {}
+        for path in (SUMMARY, MEMBERS, f"/v1/orgs/{ORG}/ai-analytics/settings"):
+            status, body = await _get(seeded.client, path, headers)
+            assert (status, body["error"]["code"]) == (401, code), (header, path)
+            assert expired not in json.dumps(body)
+            assert wrong_key not in json.dumps(body)
+
+
+async def test_another_orgs_token_gets_403_everywhere(seeded: Seeded) -> None:
+    for role in ("admin", "member"):
+        headers = auth(OTHER_ORG, role)
+        for path in (SUMMARY, MEMBERS, f"/v1/orgs/{ORG}/ai-analytics/settings"):
+            status, body = await _get(seeded.client, path, headers)
+            assert (status, body["error"]["code"]) == (403, "forbidden"), (role, path)
+        response = await seeded.client.put(
+            f"/v1/orgs/{ORG}/ai-analytics/settings",
+            headers=headers,
+            json={"members_can_see_spend": True, "min_group_size": 1},
+        )
+        assert response.status_code == 403
+
+
+async def test_members_cannot_read_members_or_settings(seeded: Seeded) -> None:
+    headers = auth(ORG, "member")
+    status, body = await _get(seeded.client, MEMBERS, headers)
+    assert (status, body["error"]["code"]) == (403, "admin_only")
+    status, body = await _get(seeded.client, f"/v1/orgs/{ORG}/ai-analytics/settings", headers)
+    assert (status, body["error"]["code"]) == (403, "admin_only")
+    response = await seeded.client.put(
+        f"/v1/orgs/{ORG}/ai-analytics/settings",
+        headers=headers,
+        json={"members_can_see_spend": True, "min_group_size": "not even valid"},
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "admin_only")
+
+
+async def test_admin_sees_everything_unsuppressed(seeded: Seeded) -> None:
+    status, body = await _get(seeded.client, SUMMARY, auth(ORG), days=7)
+    assert status == 200
+    assert body["viewer_role"] == "admin"
+    assert body["range"] == {
+        "start": (today() - timedelta(days=6)).isoformat(),
+        "end": today().isoformat(),
+    }
+    (entry,) = body["providers"]
+    days = range_days(7)
+    daily = seeded.truth.daily(seeded.ids[ORG], days)
+    assert entry["dau"] == [
+        {"date": d.isoformat(), "active_users": daily[d]["active"]} for d in days
+    ]
+    assert entry["requests"] == [
+        {"date": d.isoformat(), "requests": daily[d]["requests"]} for d in days
+    ]
+    assert not [path for path, key, _ in _walk(body) if key == "suppressed"]
+    assert entry["spend"]["total_cents"] == sum((daily[d]["cents"] for d in days), Decimal(0))
+    assert entry["spend"]["cycle"]["total_cents"] == Decimal(213)  # 10.5 + 20.5 + ... + 60.5
+    assert entry["freshness"] == {
+        "data_through": None,
+        "last_synced_at": None,
+        "days_with_data": 4,
+        "days_in_range": 7,
+        "state": "pending",
+    }
+
+
+async def test_member_view_is_suppressed_below_the_threshold_and_has_no_people_or_spend(
+    seeded: Seeded,
+) -> None:
+    status, body = await _get(seeded.client, SUMMARY, auth(ORG, "member"), days=7)
+    assert status == 200
+    assert body["viewer_role"] == "member"
+    assert _leaks(body, spend_allowed=False) == []
+    (entry,) = body["providers"]
+    assert "spend" not in entry
+    days = range_days(7)
+    daily = seeded.truth.daily(seeded.ids[ORG], days)
+    visible = [d for d in days if daily[d]["active"] >= 5]
+    assert [d.isoformat() for d in visible] == [
+        (today() - timedelta(days=n)).isoformat() for n in (3, 1)
+    ]
+    expected_dau = [
+        {"date": d.isoformat(), "active_users": daily[d]["active"], "suppressed": False}
+        if d in visible
+        else {"date": d.isoformat(), "active_users": None, "suppressed": True}
+        for d in days
+    ]
+    assert entry["dau"] == expected_dau
+    assert entry["requests"] == [
+        {"date": d.isoformat(), "requests": daily[d]["requests"], "suppressed": False}
+        if d in visible
+        else {"date": d.isoformat(), "requests": None, "suppressed": True}
+        for d in days
+    ]
+    visible_total = sum(daily[d]["requests"] for d in visible)
+    assert [(m["model"], m["requests"]) for m in entry["models"]] == seeded.truth.models(
+        seeded.ids[ORG], visible
+    )
+    assert sum(m["requests"] for m in entry["models"]) == visible_total
+    assert [m["share"] for m in entry["models"]] == [
+        round(Decimal(m["requests"]) / Decimal(visible_total), 4) for m in entry["models"]
+    ]
+
+
+async def test_policy_lets_members_see_spend_with_the_chosen_threshold(seeded: Seeded) -> None:
+    path = f"/v1/orgs/{POLICY_ORG}/ai-analytics/settings"
+    admin = auth(POLICY_ORG)
+    status, body = await _get(seeded.client, path, admin)
+    assert (status, body) == (
+        200,
+        {"org_id": POLICY_ORG, "members_can_see_spend": False, "min_group_size": 5},
+    )
+    for bad in (
+        {"min_group_size": 0},
+        {"min_group_size": 101},
+        {"min_group_size": "5"},
+        {"members_can_see_spend": "yes"},
+        {"members_can_see_spend": True, "extra": 1},
+    ):
+        response = await seeded.client.put(path, headers=admin, json=bad)
+        assert (response.status_code, response.json()["error"]["code"]) == (
+            422,
+            "invalid_request",
+        ), bad
+    response = await seeded.client.put(
+        path, headers=admin, json={"members_can_see_spend": True, "min_group_size": 4}
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "org_id": POLICY_ORG,
+        "members_can_see_spend": True,
+        "min_group_size": 4,
+    }
+
+    summary = f"/v1/orgs/{POLICY_ORG}/ai-analytics/summary"
+    status, body = await _get(seeded.client, summary, auth(POLICY_ORG, "member"), days=7)
+    assert status == 200
+    assert _leaks(body, spend_allowed=True) == []
+    (entry,) = body["providers"]
+    days = range_days(7)
+    daily = seeded.truth.daily(seeded.ids[POLICY_ORG], days)
+    visible = [d for d in days if daily[d]["active"] >= 4]
+    assert len(visible) == 3
+    assert entry["spend"]["daily"] == [
+        {"date": d.isoformat(), "cents": daily[d]["cents"], "suppressed": False}
+        if d in visible
+        else {"date": d.isoformat(), "cents": None, "suppressed": True}
+        for d in days
+    ]
+    assert entry["spend"]["total_cents"] == sum((daily[d]["cents"] for d in visible), Decimal(0))
+    assert entry["spend"]["cycle"] == {
+        "start": today().replace(day=1).isoformat(),
+        "total_cents": Decimal(213),
+        "suppressed": False,
+    }
+
+    # Raising the threshold above the cycle's six spenders hides the cycle total too.
+    response = await seeded.client.put(
+        path, headers=admin, json={"members_can_see_spend": True, "min_group_size": 7}
+    )
+    assert response.status_code == 200
+    status, body = await _get(seeded.client, summary, auth(POLICY_ORG, "member"), days=7)
+    (entry,) = body["providers"]
+    assert entry["spend"]["cycle"]["suppressed"] is True
+    assert entry["spend"]["cycle"]["total_cents"] is None
+    assert entry["spend"]["total_cents"] == 0
+    assert all(p["suppressed"] for p in entry["dau"])
+    assert entry["models"] == []
+
+
+async def test_members_endpoint_for_admins(seeded: Seeded) -> None:
+    status, body = await _get(seeded.client, MEMBERS, auth(ORG), days=7)
+    assert status == 200
+    final = [r for r in seeded.truth.final(seeded.ids[ORG]) if r.day in set(range_days(7))]
+    expected: list[dict[str, Any]] = []
+    for m in range(8):
+        mine = [r for r in final if r.member.key == EMAILS[m]]
+        expected.append(
+            {
+                "provider": "cursor",
+                "email": EMAILS[m],
+                "name": NAMES[m],
+                "active_days": sum(1 for r in mine if r.is_active),
+                "requests": sum(r.requests for r in mine),
+                "top_model": "gpt-5" if any(r.requests for r in mine) else None,
+                "spend_cents": sum((r.charged_cents for r in mine), Decimal(0)),
+            }
+        )
+    expected.sort(key=lambda e: (-e["requests"], e["email"]))
+    assert body == {"members": expected}
+
+
+async def test_query_validation_and_provider_filter(seeded: Seeded) -> None:
+    for params in ({"days": 0}, {"days": 91}, {"days": "abc"}, {"provider": "copilot"}):
+        status, body = await _get(seeded.client, SUMMARY, auth(ORG), **params)
+        assert (status, body["error"]["code"]) == (422, "invalid_request"), params
+    status, body = await _get(seeded.client, SUMMARY, auth(ORG), provider="github_copilot")
+    assert (status, body["providers"]) == (200, [])
+    status, body = await _get(seeded.client, SUMMARY, auth(ORG), provider="cursor", days=90)
+    assert status == 200
+    assert len(body["providers"][0]["dau"]) == 90
+    status, body = await _get(seeded.client, SUMMARY, auth(ORG))
+    assert len(body["providers"][0]["requests"]) == 30
+
+
+async def test_service_endpoints(seeded: Seeded) -> None:
+    assert (await seeded.client.get("/healthz")).json()["status"] == "ok"
+    ready = await seeded.client.get("/readyz")
+    assert (ready.status_code, ready.json()["status"]) == (200, "ready")
+    metrics = await seeded.client.get("/metrics")
+    assert "koalr_metrics_records_total" in metrics.text
+    spec = (await seeded.client.get("/openapi.json")).json()
+    assert {
+        "/v1/orgs/{org_id}/ai-analytics/summary",
+        "/v1/orgs/{org_id}/ai-analytics/members",
+        "/v1/orgs/{org_id}/ai-analytics/settings",
+    } <= set(spec["paths"])
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    summary_op = spec["paths"]["/v1/orgs/{org_id}/ai-analytics/summary"]["get"]
+    assert summary_op["security"] == [{"bearer": []}]
+    assert {p["name"] for p in summary_op["parameters"]} == {"org_id", "days", "provider"}
+    assert token(ORG) not in metrics.text

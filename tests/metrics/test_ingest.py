@@ -1,0 +1,92 @@
+"""Decoding a consumed batch: newest record per key, rejects named with their reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+
+from koalr_contracts import encode_event, topics
+from koalr_metrics.ingest import decode_usage_batch, snapshot_rows, usage_rows
+from tests.metrics.support import new_id, snapshot, today, usage
+
+TOPIC = "tns." + topics.USAGE_RECORDS
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _records(*payloads: bytes) -> list[ConsumerRecord[Any, Any]]:
+    return [
+        ConsumerRecord(TOPIC, 0, offset, 0, 0, b"k", payload, None, 1, len(payload), ())
+        for offset, payload in enumerate(payloads)
+    ]
+
+
+def test_newest_record_per_key_wins_and_ties_go_to_the_later_offset() -> None:
+    integration = new_id()
+    day = today() - timedelta(days=1)
+    old = usage("o", integration, day, "a@x.io", {"m": (1, "1")}, fetched_at=T0)
+    new = usage("o", integration, day, "a@x.io", {"m": (2, "2")}, fetched_at=T0 + timedelta(1))
+    tie = usage("o", integration, day, "a@x.io", {"m": (3, "3")}, fetched_at=T0 + timedelta(1))
+    other = usage("o", integration, day, "b@x.io", {"m": (4, "4")}, fetched_at=T0)
+    batch = decode_usage_batch(_records(*(encode_event(e) for e in (new, old, other, tie))))
+    assert [u.event for u in batch.usage] == [tie, other]
+    assert [u.record.offset for u in batch.usage] == [3, 2]
+    assert batch.superseded == 2
+    assert batch.rejected == []
+
+
+def test_undecodable_and_invalid_records_are_rejected_with_their_reason() -> None:
+    good = usage("o", new_id(), today(), "a@x.io", {"m": (1, "0.5")}, fetched_at=T0)
+    invalid = json.loads(encode_event(good))
+    invalid["charged_cents"] = "9.99"
+    batch = decode_usage_batch(
+        _records(b"\xff\xfe", encode_event(good), json.dumps(invalid).encode(), b"{}")
+    )
+    assert [u.event for u in batch.usage] == [good]
+    assert [r.record.offset for r in batch.rejected] == [0, 2, 3]
+    reasons = [str(r.error) for r in batch.rejected]
+    assert "Invalid JSON" in reasons[0]
+    assert "charged_cents add up to 0.5, not to charged_cents=9.99" in reasons[1]
+    assert "event_type" in reasons[2] or "discriminator" in reasons[2]
+
+
+def test_snapshot_with_a_member_twice_is_rejected_and_the_newest_snapshot_kept() -> None:
+    integration = new_id()
+    newer = snapshot("o", integration, today(), {"a@x.io": "3", "b@x.io": "0"}, fetched_at=T0)
+    older = snapshot("o", integration, today(), {"a@x.io": "1"}, fetched_at=T0 - timedelta(hours=1))
+    twice = json.loads(encode_event(newer))
+    twice["members"].append(twice["members"][0])
+    twice["total_cents"] = "6"
+    batch = decode_usage_batch(
+        _records(encode_event(newer), encode_event(older), json.dumps(twice).encode())
+    )
+    assert [s.event for s in batch.snapshots] == [newer]
+    assert [r.record.offset for r in batch.rejected] == [2]
+    assert "more than once" in str(batch.rejected[0].error)
+    rows = snapshot_rows(newer)
+    assert (rows.total_cents, rows.spenders) == (Decimal(3), 1)
+    assert [m[0] for m in rows.members] == ["a@x.io", "b@x.io"]
+
+
+def test_rows_carry_each_model_and_the_envelope_of_unknown_integrations() -> None:
+    integration = new_id()
+    record = usage(
+        "org-9",
+        integration,
+        today(),
+        "Dev@X.io",
+        {"gpt-5": (3, "1.25"), "o3": (2, "0.75")},
+        fetched_at=T0,
+    )
+    rows = usage_rows([record])
+    assert rows.member_days == [
+        (integration, today(), "dev@x.io", "dev@x.io", "Dev", True, 5, Decimal("2.00"), T0)
+    ]
+    assert rows.models == [
+        (integration, today(), "dev@x.io", "gpt-5", 3, Decimal("1.25")),
+        (integration, today(), "dev@x.io", "o3", 2, Decimal("0.75")),
+    ]
+    assert rows.integrations == {integration: ("org-9", "cursor")}
