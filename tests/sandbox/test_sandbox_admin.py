@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from fastapi import FastAPI
 
+from koalr_sandbox.clock import ManualClock
 from koalr_sandbox.testing import SandboxClient
 
 DEFAULT_CONFIG = {
@@ -21,6 +23,7 @@ DEFAULT_CONFIG = {
     "stall_s": 30.0,
     "legacy_shapes": False,
     "visibility_delay_s": 3600,
+    "visible_until_ms": None,
 }
 
 
@@ -170,3 +173,23 @@ async def test_openapi_document_lists_both_apis(sandbox: SandboxClient) -> None:
     paths = (await sandbox.http.get("/openapi.json")).json()["paths"]
     assert {"/teams/members", "/teams/filtered-usage-events", "/_sandbox/teams"} <= set(paths)
     assert "/_sandbox/teams/{team_id}/truth" in paths
+
+
+async def test_visible_until_freezes_what_is_visible(
+    sandbox: SandboxClient, clock: ManualClock
+) -> None:
+    team = await sandbox.create_team(visibility_delay_s=0)
+    midnight_ms = int(datetime(2026, 3, 18, tzinfo=UTC).timestamp() * 1000)
+    before = await sandbox.truth(team, "2026-03-17", "2026-03-18")
+    assert before["days"][1]["requests"] > 0, "with no freeze, today's data is visible"
+    config = await sandbox.configure(team, visible_until_ms=midnight_ms - 1)
+    assert config["visible_until_ms"] == midnight_ms - 1
+    frozen = await sandbox.truth(team, "2026-03-17", "2026-03-18")
+    clock.advance(3 * 3600)
+    later = await sandbox.truth(team, "2026-03-17", "2026-03-18")
+    for truth in (frozen, later):
+        today = truth["days"][1]
+        assert (today["date"], today["requests"], today["active_users"]) == ("2026-03-18", 0, 0)
+        assert truth["visible_through"] == "2026-03-17T23:59:59.999Z"
+    assert frozen["days"][0] == later["days"][0] == before["days"][0]
+    assert frozen["member_days"] == later["member_days"]

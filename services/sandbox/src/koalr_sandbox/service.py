@@ -71,7 +71,9 @@ class View:
     @property
     def cutoff_ms(self) -> int:
         """Events at or before this instant are visible."""
-        return self.now_ms - self.team.config.visibility_delay_s * 1000
+        cutoff = self.now_ms - self.team.config.visibility_delay_s * 1000
+        frozen = self.team.config.visible_until_ms
+        return cutoff if frozen is None else min(cutoff, frozen)
 
     @property
     def today(self) -> int:

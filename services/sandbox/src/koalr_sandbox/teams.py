@@ -54,6 +54,8 @@ class TeamConfig(BaseModel):
     stall_s: Annotated[float, Field(ge=0.0, le=600.0)] = 30.0
     legacy_shapes: bool = False
     visibility_delay_s: Annotated[int, Field(ge=0, le=30 * 86_400)] = 3600
+    visible_until_ms: Annotated[int, Field(ge=0)] | None = None
+    """Freeze what is visible at an instant (epoch ms), whatever the clock says; None = moving."""
 
 
 class ConfigPatch(BaseModel):
@@ -72,6 +74,7 @@ class ConfigPatch(BaseModel):
     stall_s: Annotated[float, Field(ge=0.0, le=600.0)] | None = None
     legacy_shapes: bool | None = None
     visibility_delay_s: Annotated[int, Field(ge=0, le=30 * 86_400)] | None = None
+    visible_until_ms: Annotated[int, Field(ge=0)] | None = None
 
     def apply_to(self, config: TeamConfig) -> TeamConfig:
         merged = config.model_dump()
