@@ -1,31 +1,172 @@
-"""Wiring of the syncer service: HTTP app, lifespan owning the pool and the broker."""
+"""Wiring of the syncer: one process runs the registry consumer, the job workers, the scheduler
+loop and the HTTP health endpoints. :class:`SyncerRuntime` owns the pool, the broker, the HTTP
+client and the background task; the FastAPI lifespan starts and stops it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import asyncpg
+import httpx
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 
+from koalr_contracts import AnyEvent, topics
 from koalr_runtime.db import create_pool, wait_for_postgres
 from koalr_runtime.http import install_error_handlers, install_observability
-from koalr_runtime.kafka import wait_for_kafka
+from koalr_runtime.kafka import ensure_topics, make_broker, publish_events, wait_for_kafka
+from koalr_runtime.logs import get_logger
 from koalr_runtime.migrations import migrate
+from koalr_runtime.sealing import Sealer
+from koalr_syncer.handlers import register_handlers
+from koalr_syncer.pacing import RateLimiter
+from koalr_syncer.repository import Repository
+from koalr_syncer.service import JobRunner, Registry, Scheduler, Syncer
 from koalr_syncer.settings import SyncerSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
+log = get_logger(__name__)
+
+
+class KafkaPublisher:
+    """Publishes events keyed by integration id and waits for Kafka's acknowledgement."""
+
+    def __init__(self, broker: KafkaBroker, settings: SyncerSettings) -> None:
+        self._broker = broker
+        self._settings = settings
+
+    async def publish(self, topic: str, events: Sequence[AnyEvent]) -> None:
+        await publish_events(self._broker, self._settings.topic(topic), events)
+
+
+class SyncerRuntime:
+    """Everything one syncer process runs; ``start()``/``stop()`` from a lifespan or a test."""
+
+    def __init__(self, settings: SyncerSettings) -> None:
+        self.settings = settings
+        self.broker = make_broker(settings, client_id="syncer")
+        register_handlers(self.broker, settings, self)
+        self._syncer: Syncer | None = None
+        self._registry: Registry | None = None
+        self._jobs: JobRunner | None = None
+        self._scheduler: Scheduler | None = None
+        self._pool: asyncpg.Pool[Any] | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def syncer(self) -> Syncer:
+        if self._syncer is None:
+            raise RuntimeError("the syncer runtime is not started")
+        return self._syncer
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            raise RuntimeError("the syncer runtime is not started")
+        return self._registry
+
+    @property
+    def jobs(self) -> JobRunner:
+        if self._jobs is None:
+            raise RuntimeError("the syncer runtime is not started")
+        return self._jobs
+
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            raise RuntimeError("the syncer runtime is not started")
+        return self._scheduler
+
+    @property
+    def running(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    async def start(self, *, run_scheduler: bool = True) -> None:
+        settings = self.settings
+        await migrate(settings.database_url, settings.db_schema, MIGRATIONS)
+        self._pool = await create_pool(
+            settings.database_url,
+            min_size=1,
+            max_size=settings.db_pool_size + settings.worker_concurrency,
+            server_settings={"search_path": settings.db_schema},
+        )
+        await ensure_topics(
+            settings.kafka_bootstrap_servers,
+            [settings.topic(t) for t in topics.ALL_TOPICS],
+            partitions=settings.topic_partitions,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=settings.cursor_api_base_url,
+            timeout=httpx.Timeout(
+                settings.http_read_timeout_s, connect=settings.http_connect_timeout_s
+            ),
+            headers={"Accept": "application/json", "User-Agent": "koalr-syncer/0.1"},
+        )
+        self._syncer = Syncer(
+            settings=settings,
+            repo=Repository(self._pool),
+            publisher=KafkaPublisher(self.broker, settings),
+            sealer=Sealer.from_config(settings.sealing_keys.get_secret_value()),
+            http=self._http,
+            limiter=RateLimiter(settings.rate_limits, settings.rate_window_s),
+        )
+        self._registry = Registry(self._syncer)
+        self._jobs = JobRunner(self._syncer)
+        self._scheduler = Scheduler(self._syncer)
+        await self.broker.start()
+        if run_scheduler:
+            self._loop_task = asyncio.create_task(self._schedule_forever(), name="syncer-scheduler")
+        log.info(
+            "syncer.started",
+            worker_concurrency=settings.worker_concurrency,
+            chunk_days=settings.chunk_days,
+            incremental_interval_s=settings.incremental_interval_s,
+        )
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        await self.broker.stop()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _schedule_forever(self) -> None:
+        scheduler = self.scheduler
+        while True:
+            try:
+                await scheduler.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop survives any failure and retries
+                log.warning("scheduler.tick_failed", error_type=type(exc).__name__, error=str(exc))
+            await asyncio.sleep(self.settings.scheduler_poll_s)
+
 
 def create_app(settings: SyncerSettings) -> FastAPI:
+    runtime = SyncerRuntime(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await migrate(settings.database_url, settings.db_schema, MIGRATIONS)
-        app.state.pool = await create_pool(settings.database_url)
+        await runtime.start()
+        app.state.runtime = runtime
         try:
             yield
         finally:
-            await app.state.pool.close()
+            await runtime.stop()
 
     app = FastAPI(title="koalr-syncer", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
@@ -36,7 +177,13 @@ def create_app(settings: SyncerSettings) -> FastAPI:
     async def postgres_reachable() -> None:
         await wait_for_postgres(settings.database_url, timeout_s=3)
 
+    async def worker_running() -> None:
+        if not runtime.running:
+            raise RuntimeError("the scheduler loop is not running")
+
     install_observability(
-        app, "syncer", [("kafka", kafka_reachable), ("postgres", postgres_reachable)]
+        app,
+        "syncer",
+        [("kafka", kafka_reachable), ("postgres", postgres_reachable), ("worker", worker_running)],
     )
     return app

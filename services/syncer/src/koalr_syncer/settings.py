@@ -1,7 +1,15 @@
-"""Configuration of the syncer service, read once from the environment (prefix ``SYNCER_``)."""
+"""Configuration of the syncer service, read once from the environment (prefix ``SYNCER_``).
+
+The Cursor base URL is read from ``CURSOR_API_BASE_URL`` (no prefix), the sealing keys from
+``KOALR_SEALING_KEYS`` and the shared infrastructure from the unprefixed names of
+:class:`koalr_runtime.settings.ServiceSettings`.
+"""
 
 from __future__ import annotations
 
+from typing import Self
+
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from koalr_runtime.settings import SealingSettings, ServiceSettings
@@ -11,5 +19,119 @@ class SyncerSettings(ServiceSettings, SealingSettings):
     model_config = SettingsConfigDict(env_prefix="SYNCER_", extra="ignore", populate_by_name=True)
 
     host: str = "127.0.0.1"
-    port: int = 8002
+    port: int = Field(default=8002, ge=0, le=65535)
     db_schema: str = "syncer"
+
+    # --- the provider ---------------------------------------------------------------------
+    cursor_api_base_url: str = Field(
+        default="https://api.cursor.com",
+        validation_alias=AliasChoices("CURSOR_API_BASE_URL", "cursor_api_base_url"),
+        description="Base URL of the Cursor Admin API (the sandbox's URL in tests and demos).",
+    )
+    http_connect_timeout_s: float = Field(default=10.0, gt=0)
+    http_read_timeout_s: float = Field(
+        default=60.0, gt=0, description="Cuts a stalled response; the request is then retried."
+    )
+    http_max_retries: int = Field(
+        default=4, ge=0, description="Retries of one call on 5xx, timeouts and connection errors."
+    )
+    http_rate_limit_retries: int = Field(
+        default=6, ge=0, description="Retries of one call answered 429 before giving up."
+    )
+    retry_base_s: float = Field(
+        default=1.0, ge=0, description="First backoff delay; doubles per retry, with jitter."
+    )
+    retry_max_s: float = Field(default=16.0, ge=0, description="Cap of one backoff delay.")
+
+    # --- pacing (Cursor's documented limits, per team and endpoint) ----------------------------
+    rate_limit_default: int = Field(
+        default=20, ge=1, description="Per minute: members, daily-usage, spend, other admin."
+    )
+    rate_limit_usage_events: int = Field(
+        default=60, ge=1, description="Per minute: /teams/filtered-usage-events."
+    )
+    rate_limit_analytics: int = Field(default=100, ge=1, description="Per minute: analytics.")
+    rate_window_s: float = Field(
+        default=60.0, gt=0, description="Length of the rolling window the limits apply to."
+    )
+
+    # --- scheduling --------------------------------------------------------------------------
+    backfill_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=90,
+        description="Overrides the backfill length of IntegrationConnected (default: the event's).",
+    )
+    chunk_days: int = Field(default=7, ge=1, le=30, description="Days fetched by one job at most.")
+    job_page_budget: int = Field(
+        default=100,
+        ge=1,
+        description="Usage-event pages one job fetches before it continues in a new job.",
+    )
+    job_time_budget_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Wall time after which a job stops at the next complete day and continues.",
+    )
+    incremental_interval_s: float = Field(
+        default=3600.0, gt=0, description="Time between two scheduled incremental syncs."
+    )
+    incremental_days: int = Field(
+        default=2, ge=1, le=30, description="Days re-fetched by an incremental sync (data lags)."
+    )
+    scheduler_poll_s: float = Field(default=5.0, gt=0, description="How often due work is claimed.")
+    run_max_attempts: int = Field(
+        default=5, ge=1, description="Attempts of a sync run that keeps failing transiently."
+    )
+    run_retry_base_s: float = Field(
+        default=60.0, ge=0, description="Delay before a failed run is retried; doubles per attempt."
+    )
+    run_retry_max_s: float = Field(default=3600.0, ge=0)
+
+    # --- workers -----------------------------------------------------------------------------
+    worker_concurrency: int = Field(
+        default=3,
+        ge=1,
+        le=64,
+        description="Consumers (partitions processed at once) per process in the worker group.",
+    )
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=6_000)
+    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    consumer_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=0,
+        description="Longest the broker holds a fetch; bounds the pick-up delay of a new job.",
+    )
+    consumer_max_poll_interval_ms: int = Field(
+        default=900_000,
+        ge=60_000,
+        description="Longest a job may run before the group considers the worker stuck.",
+    )
+    db_pool_size: int = Field(default=8, ge=2)
+    unknown_integration_wait_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a job for an unregistered integration waits before dead-lettering.",
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.consumer_heartbeat_interval_ms * 3 > self.consumer_session_timeout_ms:
+            msg = "consumer_heartbeat_interval_ms must be at most a third of the session timeout"
+            raise ValueError(msg)
+        if self.job_time_budget_s * 1000 * 3 > self.consumer_max_poll_interval_ms:
+            msg = (
+                "consumer_max_poll_interval_ms must be at least three times job_time_budget_s, "
+                "so a job that finishes its last day and publishes never looks stuck"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def rate_limits(self) -> dict[str, int]:
+        """Requests per window for each pacing bucket."""
+        return {
+            "default": self.rate_limit_default,
+            "usage_events": self.rate_limit_usage_events,
+            "analytics": self.rate_limit_analytics,
+        }

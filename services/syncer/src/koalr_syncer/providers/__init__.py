@@ -1,0 +1,1 @@
+"""Provider clients and the shapes of their answers."""

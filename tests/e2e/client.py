@@ -1,0 +1,176 @@
+"""What the platform and the dashboard do over HTTP, plus the sandbox's admin routes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from koalr_devstack.stack import Stack
+from koalr_devstack.tokens import make_token
+
+T = TypeVar("T")
+
+
+def decimal_json(response: httpx.Response) -> Any:
+    """Parse JSON with every fractional number as an exact Decimal."""
+    import json
+
+    return json.loads(response.text, parse_float=Decimal)
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+def wait_for(
+    probe: Callable[[], T | None], *, timeout_s: float, what: str, interval_s: float = 0.5
+) -> T:
+    """Poll ``probe`` until it returns something other than None (or False)."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; last: {last!r}")
+
+
+class Platform:
+    def __init__(self, stack: Stack, org_id: str) -> None:
+        self.stack = stack
+        self.org_id = org_id
+        secret = stack.config.jwt_secret
+        self.admin = make_token(secret, org_id=org_id, role="admin", sub="admin-1")
+        self.member = make_token(secret, org_id=org_id, role="member", sub="member-1")
+        self.http = httpx.Client(timeout=30.0)
+
+    def __enter__(self) -> Platform:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.http.close()
+
+    @staticmethod
+    def _auth(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    # --- sandbox (the provider) ------------------------------------------------------------
+    @property
+    def sandbox_url(self) -> str:
+        if self.stack.sandbox is None:
+            raise RuntimeError("these tests need the sandbox")
+        return self.stack.sandbox.base_url
+
+    def create_team(self, **spec: Any) -> dict[str, str]:
+        response = self.http.post(f"{self.sandbox_url}/_sandbox/teams", json=spec)
+        assert response.status_code == 201, response.text
+        team: dict[str, str] = response.json()
+        return team
+
+    def configure_team(self, team_id: str, **changes: Any) -> None:
+        response = self.http.patch(f"{self.sandbox_url}/_sandbox/teams/{team_id}", json=changes)
+        assert response.status_code == 200, response.text
+
+    def rotate_team_key(self, team_id: str) -> str:
+        response = self.http.post(f"{self.sandbox_url}/_sandbox/teams/{team_id}/rotate-key")
+        assert response.status_code == 200, response.text
+        key: str = response.json()["api_key"]
+        return key
+
+    def truth(self, team_id: str, start: date, end: date) -> Any:
+        response = self.http.get(
+            f"{self.sandbox_url}/_sandbox/teams/{team_id}/truth",
+            params={"start": start.isoformat(), "end": end.isoformat()},
+        )
+        assert response.status_code == 200, response.text
+        return decimal_json(response)
+
+    # --- connector ----------------------------------------------------------------------------
+    @property
+    def integrations_url(self) -> str:
+        return f"{self.stack.connector.base_url}/v1/orgs/{self.org_id}/integrations"
+
+    def connect(self, team: dict[str, str]) -> httpx.Response:
+        return self.http.post(
+            self.integrations_url,
+            headers=self._auth(self.admin),
+            json={"provider": "cursor", "api_key": team["api_key"], "team_id": team["team_id"]},
+        )
+
+    def integration(self, integration_id: str) -> dict[str, Any]:
+        response = self.http.get(
+            f"{self.integrations_url}/{integration_id}", headers=self._auth(self.admin)
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def rotate(self, integration_id: str, api_key: str) -> httpx.Response:
+        return self.http.put(
+            f"{self.integrations_url}/{integration_id}/credentials",
+            headers=self._auth(self.admin),
+            json={"api_key": api_key},
+        )
+
+    def resync(self, integration_id: str, days: int) -> httpx.Response:
+        return self.http.post(
+            f"{self.integrations_url}/{integration_id}/sync",
+            headers=self._auth(self.admin),
+            json={"days": days},
+        )
+
+    # --- metrics ------------------------------------------------------------------------------
+    def summary(self, token: str, days: int = 30) -> tuple[int, Any]:
+        response = self.http.get(
+            f"{self.stack.metrics.base_url}/v1/orgs/{self.org_id}/ai-analytics/summary",
+            headers=self._auth(token),
+            params={"days": days},
+        )
+        return response.status_code, decimal_json(response)
+
+    def provider_summary(self, integration_id: str, token: str | None = None) -> Any:
+        status, body = self.summary(token or self.admin)
+        assert status == 200, body
+        for entry in body["providers"]:
+            if entry["integration_id"] == integration_id:
+                return entry
+        return None
+
+    def members(self, token: str, days: int = 30) -> tuple[int, Any]:
+        response = self.http.get(
+            f"{self.stack.metrics.base_url}/v1/orgs/{self.org_id}/ai-analytics/members",
+            headers=self._auth(token),
+            params={"days": days},
+        )
+        return response.status_code, decimal_json(response)
+
+    # --- waiting ------------------------------------------------------------------------------
+    def wait_synced(self, integration_id: str, timeout_s: float = 240.0) -> dict[str, Any]:
+        """Until the connector shows the sync idle through yesterday and metrics agrees."""
+        yesterday = (today_utc() - timedelta(days=1)).isoformat()
+
+        def probe() -> dict[str, Any] | None:
+            integration = self.integration(integration_id)
+            sync = integration["sync"]
+            if sync["state"] != "idle" or sync["data_through"] != yesterday:
+                return None
+            entry = self.provider_summary(integration_id)
+            if not entry or entry["freshness"]["data_through"] != yesterday:
+                return None
+            if entry["freshness"]["state"] != "idle":
+                return None
+            return integration
+
+        return wait_for(probe, timeout_s=timeout_s, what=f"{integration_id} synced to {yesterday}")

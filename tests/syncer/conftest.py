@@ -1,0 +1,121 @@
+"""Fixtures of the syncer tests: a Cursor sandbox, settings for a test's namespace and database,
+and in-process syncer runtimes stopped at the end of the test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from koalr_runtime.sealing import Sealer, generate_key_entry
+from koalr_sandbox.clock import ManualClock
+from koalr_sandbox.testing import SandboxClient, run_sandbox
+from koalr_syncer.app import SyncerRuntime
+from koalr_syncer.settings import SyncerSettings
+
+#: Small teams keep the suite fast; rate limits are switched on by the tests about them.
+SMALL_TEAM: dict[str, Any] = {
+    "plan": "enterprise",
+    "members": 12,
+    "days": 40,
+    "seed": 7,
+    "rate_limits_enabled": False,
+    "visibility_delay_s": 0,
+}
+
+MakeSettings = Callable[..., SyncerSettings]
+StartSyncer = Callable[..., Awaitable[SyncerRuntime]]
+
+
+@pytest.fixture(scope="session")
+def sealing_keys() -> str:
+    return generate_key_entry("test1")
+
+
+@pytest.fixture
+def sealer(sealing_keys: str) -> Sealer:
+    return Sealer.from_config(sealing_keys)
+
+
+@pytest.fixture
+def sandbox_clock() -> ManualClock:
+    """The sandbox's clock, frozen at the start of the test: its data and truth hold still."""
+    return ManualClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def sandbox_url(sandbox_clock: ManualClock) -> Iterator[str]:
+    with run_sandbox(clock=sandbox_clock) as url:
+        yield url
+
+
+@pytest.fixture
+async def sandbox(sandbox_url: str) -> AsyncIterator[SandboxClient]:
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as http:
+        yield SandboxClient(http, defaults=SMALL_TEAM)
+
+
+@pytest.fixture
+def live_sandbox_url() -> Iterator[str]:
+    """A sandbox on the system clock: rate-limit windows and Retry-After run in real time."""
+    with run_sandbox() as url:
+        yield url
+
+
+@pytest.fixture
+async def live_sandbox(live_sandbox_url: str) -> AsyncIterator[SandboxClient]:
+    async with httpx.AsyncClient(base_url=live_sandbox_url, timeout=30) as http:
+        yield SandboxClient(http, defaults=SMALL_TEAM)
+
+
+@pytest.fixture
+def make_settings(
+    kafka_bootstrap_servers: str,
+    fresh_database_url: str,
+    topic_namespace: str,
+    sealing_keys: str,
+) -> MakeSettings:
+    """Settings of a syncer in this test's namespace and database, tuned for fast tests."""
+
+    def make(base_url: str, **overrides: Any) -> SyncerSettings:
+        values: dict[str, Any] = {
+            "kafka_bootstrap_servers": kafka_bootstrap_servers,
+            "database_url": fresh_database_url,
+            "topic_namespace": topic_namespace,
+            "topic_partitions": 3,
+            "sealing_keys": sealing_keys,
+            "cursor_api_base_url": base_url,
+            "http_read_timeout_s": 2.0,
+            "http_connect_timeout_s": 2.0,
+            "retry_base_s": 0.05,
+            "retry_max_s": 0.4,
+            "run_retry_base_s": 0.5,
+            "run_retry_max_s": 2.0,
+            "scheduler_poll_s": 0.3,
+            "consumer_session_timeout_ms": 6000,
+            "consumer_heartbeat_interval_ms": 1000,
+            "worker_concurrency": 2,
+            "db_pool_size": 4,
+        }
+        values.update(overrides)
+        return SyncerSettings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def start_syncer() -> AsyncIterator[StartSyncer]:
+    started: list[SyncerRuntime] = []
+
+    async def start(settings: SyncerSettings, **options: Any) -> SyncerRuntime:
+        runtime = SyncerRuntime(settings)
+        await runtime.start(**options)
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in reversed(started):
+        await runtime.stop()

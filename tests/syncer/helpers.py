@@ -1,0 +1,261 @@
+"""Helpers of the syncer tests: sandbox teams, events to publish, and a collector of outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import murmur2
+
+from koalr_contracts import (
+    CycleSpendSnapshot,
+    DeadLetter,
+    IntegrationConnected,
+    SyncJobRequested,
+    SyncStatusChanged,
+    UsageRecord,
+    decode_event,
+    topics,
+)
+from koalr_runtime.kafka import ensure_topics, make_broker, publish_event
+from koalr_runtime.sealing import Sealer
+from koalr_runtime.settings import ServiceSettings
+from koalr_sandbox.testing import SandboxClient, SandboxTeam
+
+ORG = "org_tests"
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def integration_on_partition(partition: int, partitions: int, taken: set[UUID]) -> UUID:
+    """A fresh integration id whose Kafka key lands on ``partition`` (Kafka's murmur2)."""
+    while True:
+        candidate = uuid4()
+        index = (murmur2(str(candidate).encode()) & 0x7FFFFFFF) % partitions
+        if index == partition and candidate not in taken:
+            taken.add(candidate)
+            return candidate
+
+
+def connected_event(
+    sealer: Sealer,
+    team: SandboxTeam,
+    *,
+    integration_id: UUID | None = None,
+    plan: str = "enterprise",
+    backfill_days: int = 30,
+) -> IntegrationConnected:
+    integration_id = integration_id or uuid4()
+    degraded = plan == "team"
+    return IntegrationConnected(
+        org_id=ORG,
+        integration_id=integration_id,
+        provider="cursor",
+        external_id=team.team_id,
+        plan=plan,  # type: ignore[arg-type]
+        status="degraded" if degraded else "active",
+        status_reason="insufficient_plan" if degraded else None,
+        sealed_credential=sealer.seal(team.api_key, context=str(integration_id)),
+        backfill_days=backfill_days,
+    )
+
+
+async def publish(settings: ServiceSettings, topic: str, *events: Any) -> None:
+    broker = make_broker(settings, client_id="syncer-tests")
+    async with broker:
+        await broker.start()
+        for event in events:
+            await publish_event(broker, settings.topic(topic), event)
+
+
+async def publish_raw(settings: ServiceSettings, topic: str, payload: bytes, key: bytes) -> None:
+    broker = make_broker(settings, client_id="syncer-tests")
+    async with broker:
+        await broker.start()
+        await broker.publish(payload, settings.topic(topic), key=key)
+
+
+async def wait_for(
+    condition: Callable[[], bool | Awaitable[bool]], timeout_s: float, what: str
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class Collected:
+    records: list[UsageRecord] = field(default_factory=list)
+    snapshots: list[CycleSpendSnapshot] = field(default_factory=list)
+    statuses: list[SyncStatusChanged] = field(default_factory=list)
+    jobs: list[SyncJobRequested] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    misrouted: list[str] = field(default_factory=list)
+    """Messages whose Kafka key is not their integration id."""
+
+    def statuses_of(self, integration_id: UUID) -> list[SyncStatusChanged]:
+        return [s for s in self.statuses if s.integration_id == integration_id]
+
+    def last_status(self, integration_id: UUID) -> SyncStatusChanged | None:
+        mine = self.statuses_of(integration_id)
+        return mine[-1] if mine else None
+
+    def is_idle(self, integration_id: UUID) -> bool:
+        last = self.last_status(integration_id)
+        return last is not None and last.state == "idle"
+
+    def records_of(self, integration_id: UUID) -> list[UsageRecord]:
+        return [r for r in self.records if r.integration_id == integration_id]
+
+    def snapshots_of(self, integration_id: UUID) -> list[CycleSpendSnapshot]:
+        return [s for s in self.snapshots if s.integration_id == integration_id]
+
+
+@contextlib.asynccontextmanager
+async def collecting(
+    settings: ServiceSettings, *, with_jobs: bool = False
+) -> AsyncIterator[Collected]:
+    """Read the syncer's output topics from the start into a :class:`Collected`."""
+    wanted = [topics.USAGE_RECORDS, topics.SYNC_STATUS, topics.DEAD_LETTERS]
+    if with_jobs:
+        wanted.append(topics.SYNC_JOBS)
+    names = [settings.topic(t) for t in wanted]
+    await ensure_topics(
+        settings.kafka_bootstrap_servers, names, partitions=settings.topic_partitions
+    )
+    consumer = AIOKafkaConsumer(
+        *names,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    collected = Collected()
+
+    async def pump() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    event = decode_event(record.topic, record.value)
+                    if not isinstance(event, DeadLetter) and record.key != event.kafka_key():
+                        collected.misrouted.append(f"{event.event_type} key={record.key!r}")
+                    if isinstance(event, UsageRecord):
+                        collected.records.append(event)
+                    elif isinstance(event, CycleSpendSnapshot):
+                        collected.snapshots.append(event)
+                    elif isinstance(event, SyncStatusChanged):
+                        collected.statuses.append(event)
+                    elif isinstance(event, SyncJobRequested):
+                        collected.jobs.append(event)
+                    elif isinstance(event, DeadLetter):
+                        collected.dead_letters.append(event)
+
+    task = asyncio.create_task(pump())
+    try:
+        yield collected
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
+
+
+def latest_per_member_day(records: Iterable[UsageRecord]) -> dict[tuple[date, str], UsageRecord]:
+    """What the metrics store keeps: the newest fetched_at per (day, member)."""
+    latest: dict[tuple[date, str], UsageRecord] = {}
+    for record in records:
+        key = (record.day, record.member.key)
+        kept = latest.get(key)
+        if kept is None or record.fetched_at >= kept.fetched_at:
+            latest[key] = record
+    return latest
+
+
+def assert_exact(
+    records: Iterable[UsageRecord], truth: Mapping[str, Any], first: date, last: date
+) -> int:
+    """Every member-day of ``[first, last]`` matches the sandbox's truth: activity, requests,
+    every model's requests and every cent. Returns the number of active member-days compared."""
+    latest = {
+        key: r for key, r in latest_per_member_day(records).items() if first <= key[0] <= last
+    }
+    expected: dict[tuple[date, str], Any] = {
+        (date.fromisoformat(row["date"]), row["email"]): row
+        for row in truth["member_days"]
+        if first <= date.fromisoformat(row["date"]) <= last
+    }
+    active = {key: r for key, r in latest.items() if r.is_active}
+    missing = sorted(set(expected) - set(active))
+    extra = sorted(set(active) - set(expected))
+    assert not missing, f"active member-days missing from the records: {missing[:5]}"
+    assert not extra, f"member-days active in the records but not in the truth: {extra[:5]}"
+    for key, row in expected.items():
+        record = active[key]
+        assert record.requests == row["requests"], (key, record.requests, row["requests"])
+        assert record.charged_cents == Decimal(row["charged_cents"]), (
+            key,
+            record.charged_cents,
+            row["charged_cents"],
+        )
+        models = {m.model: (m.requests, m.charged_cents) for m in record.models}
+        want = {
+            name: (cell["requests"], Decimal(cell["charged_cents"]))
+            for name, cell in row["models"].items()
+        }
+        assert models == want, (key, models, want)
+    for key, record in latest.items():
+        if not record.is_active:
+            assert record.requests == 0, (key, record.requests)
+            assert record.models == (), key
+    return len(expected)
+
+
+def assert_cycle_exact(
+    snapshot: CycleSpendSnapshot, truth: Mapping[str, Any], *, on_demand_split: bool = True
+) -> None:
+    """The snapshot has the truth's cycle: start, total and every member's spend. The older
+    API shape reports only each member's total (``on_demand_split=False``)."""
+    cycle = truth["cycle"]
+    assert snapshot.cycle_start == date.fromisoformat(cycle["start"])
+    assert snapshot.total_cents == Decimal(cycle["total_cents"])
+    got = {m.member.email: (m.spend_cents, m.overall_spend_cents) for m in snapshot.members}
+    want = {
+        row["email"]: (
+            Decimal(row["spend_cents"]) if on_demand_split else None,
+            Decimal(row["overall_spend_cents"]),
+        )
+        for row in cycle["members"]
+    }
+    assert got == want
+
+
+async def truth_of(sandbox: SandboxClient, team: SandboxTeam, first: date, last: date) -> Any:
+    return await sandbox.truth(team, first.isoformat(), last.isoformat())
+
+
+def url_of(sandbox: SandboxClient) -> str:
+    return str(sandbox.http.base_url).rstrip("/")
+
+
+def window(days: int) -> tuple[date, date]:
+    end = today()
+    return end - timedelta(days=days - 1), end
