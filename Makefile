@@ -56,9 +56,10 @@ format: sync ## apply ruff's fixes and formatting
 	@$(UV) run --no-sync ruff check --fix .
 	@$(UV) run --no-sync ruff format .
 
-.PHONY: schemas
-schemas: sync ## regenerate the JSON Schemas of the events under docs/schemas
+.PHONY: docs
+docs: sync ## regenerate docs/schemas (event JSON Schemas) and docs/configuration.md from the code
 	@$(UV) run --no-sync python -m koalr_contracts.schema docs/schemas
+	@$(UV) run --no-sync python -m tests.deploy.config_reference
 
 .PHONY: test
 test: services-up lint check-deps ## everything: infrastructure, lint, types, unit, integration and e2e tests

@@ -89,7 +89,12 @@ class AuthSettings(BaseSettings):
         min_length=32,
         description="HS256 secret shared with the platform; at least 32 bytes (RFC 7518).",
     )
-    jwt_leeway_s: int = Field(default=30, ge=0, validation_alias=_env("KOALR_JWT_LEEWAY_S"))
+    jwt_leeway_s: int = Field(
+        default=30,
+        ge=0,
+        validation_alias=_env("KOALR_JWT_LEEWAY_S"),
+        description="Seconds of clock skew tolerated when checking a token's expiry.",
+    )
 
 
 def env_names(cls: type[BaseSettings], field_name: str) -> list[str]:

@@ -46,7 +46,9 @@ class ConnectorSettings(ServiceSettings, SealingSettings, AuthSettings):
         description="How often the outbox relay looks for unpublished events (it is also woken "
         "up at once by a write from this process).",
     )
-    outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
+    outbox_batch_size: int = Field(
+        default=100, ge=1, le=10_000, description="Most outbox events published in one round."
+    )
     outbox_retry_initial_s: float = Field(
         default=0.5, gt=0, description="First back-off after a failed publish."
     )

@@ -28,7 +28,9 @@ class SyncerSettings(ServiceSettings, SealingSettings):
         validation_alias=AliasChoices("CURSOR_API_BASE_URL", "cursor_api_base_url"),
         description="Base URL of the Cursor Admin API (the sandbox's URL in tests and demos).",
     )
-    http_connect_timeout_s: float = Field(default=10.0, gt=0)
+    http_connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="Time allowed to open a connection to the provider."
+    )
     http_read_timeout_s: float = Field(
         default=60.0, gt=0, description="Cuts a stalled response; the request is then retried."
     )
@@ -86,7 +88,9 @@ class SyncerSettings(ServiceSettings, SealingSettings):
     run_retry_base_s: float = Field(
         default=60.0, ge=0, description="Delay before a failed run is retried; doubles per attempt."
     )
-    run_retry_max_s: float = Field(default=3600.0, ge=0)
+    run_retry_max_s: float = Field(
+        default=3600.0, ge=0, description="Longest delay before a failed run is retried."
+    )
 
     # --- workers -----------------------------------------------------------------------------
     worker_concurrency: int = Field(
@@ -95,8 +99,14 @@ class SyncerSettings(ServiceSettings, SealingSettings):
         le=64,
         description="Consumers (partitions processed at once) per process in the worker group.",
     )
-    consumer_session_timeout_ms: int = Field(default=10_000, ge=6_000)
-    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    consumer_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6_000,
+        description="A worker silent this long is dropped from the group; its jobs move on.",
+    )
+    consumer_heartbeat_interval_ms: int = Field(
+        default=3_000, ge=100, description="How often a worker tells the group it is alive."
+    )
     consumer_fetch_max_wait_ms: int = Field(
         default=100,
         ge=0,
@@ -107,7 +117,9 @@ class SyncerSettings(ServiceSettings, SealingSettings):
         ge=60_000,
         description="Longest a job may run before the group considers the worker stuck.",
     )
-    db_pool_size: int = Field(default=8, ge=2)
+    db_pool_size: int = Field(
+        default=8, ge=2, description="Most PostgreSQL connections one process opens."
+    )
     unknown_integration_wait_s: float = Field(
         default=5.0,
         ge=0,
