@@ -16,27 +16,16 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 from bench.common import Measurement
+from koalr_devstack.databases import create_database, drop_database
 from koalr_devstack.stack import Stack, StackConfig
 from koalr_devstack.tokens import make_token
 from koalr_runtime.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA_BOOTSTRAP_SERVERS
 
 ORG = "org_bench_e2e"
 TIMEOUT_S = 600.0
-
-
-async def _database(admin_url: str, name: str, *, create: bool) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        if create:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        else:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def _matches_truth(entry: dict[str, Any], truth: dict[str, Any], yesterday: date) -> bool:
@@ -98,11 +87,10 @@ def run() -> list[Measurement]:
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA_BOOTSTRAP_SERVERS)
     admin_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     name = f"bench_e2e_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_database(admin_url, name, create=True))
-    base, _, _ = admin_url.rpartition("/")
+    bench_database = asyncio.run(create_database(admin_url, name))
     config = StackConfig(
         kafka_bootstrap_servers=kafka,
-        database_url=f"{base}/{name}",
+        database_url=bench_database,
         log_dir=Path(tempfile.mkdtemp(prefix="koalr-bench-e2e-")),
         topic_namespace=f"benche2e{uuid.uuid4().hex[:8]}",
         syncer_workers=2,
@@ -111,7 +99,7 @@ def run() -> list[Measurement]:
         with Stack(config) as stack:
             elapsed, calls = _time_to_queryable(stack)
     finally:
-        asyncio.run(_database(admin_url, name, create=False))
+        asyncio.run(drop_database(admin_url, name))
     return [
         Measurement(
             benchmark="e2e",

@@ -30,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -38,6 +37,7 @@ from aiokafka.partitioner import murmur2
 
 from bench.common import Measurement
 from koalr_contracts import IntegrationConnected, SyncStatusChanged, decode_event, topics
+from koalr_devstack.databases import scratch_database
 from koalr_runtime.kafka import ensure_topics, make_broker, publish_event
 from koalr_runtime.sealing import Sealer, generate_key_entry
 from koalr_runtime.settings import (
@@ -181,14 +181,7 @@ class Scenario:
 @asynccontextmanager
 async def scenario(sandbox_url: str) -> AsyncIterator[Scenario]:
     kafka, base_dsn = _infra()
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(base_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = base_dsn.rpartition("/")[0] + "/" + name
-    try:
+    async with scratch_database(base_dsn, prefix="bench") as dsn:
         yield Scenario(
             namespace=f"bench{uuid.uuid4().hex[:10]}",
             database_url=dsn,
@@ -196,12 +189,6 @@ async def scenario(sandbox_url: str) -> AsyncIterator[Scenario]:
             sandbox_url=sandbox_url,
             kafka=kafka,
         )
-    finally:
-        admin = await asyncpg.connect(base_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def _wait_for_group(bootstrap: str, group: str, members: int) -> None:

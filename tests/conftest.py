@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from koalr_devstack.databases import scratch_database
 from koalr_runtime.db import wait_for_postgres
 from koalr_runtime.kafka import wait_for_kafka
 
@@ -96,28 +97,11 @@ def database_url() -> Iterator[str]:
     )
 
 
-def _with_database(dsn: str, database: str) -> str:
-    base, _, _ = dsn.rpartition("/")
-    return f"{base}/{database}"
-
-
 @pytest.fixture
 async def fresh_database_url(database_url: str) -> AsyncIterator[str]:
     """A brand-new, empty database for one test, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield _with_database(database_url, name)
-    finally:
-        admin = await asyncpg.connect(database_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with scratch_database(database_url) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from koalr_connector.app import create_app
 from koalr_connector.kafka_link import BrokerSupervisor
 from koalr_connector.settings import ConnectorSettings
 from koalr_contracts import AnyEvent, decode_event
+from koalr_devstack.databases import scratch_database
 from koalr_runtime.sealing import generate_key_entry
 from koalr_sandbox.testing import SandboxClient, SandboxTeam, run_sandbox
 
@@ -234,24 +235,6 @@ def sandbox_url() -> Iterator[str]:
 async def sandbox(sandbox_url: str) -> AsyncIterator[SandboxClient]:
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as http:
         yield SandboxClient(http, defaults=TEAM_DEFAULTS)
-
-
-@asynccontextmanager
-async def scratch_database(database_url: str) -> AsyncIterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield database_url.rpartition("/")[0] + "/" + name
-    finally:
-        admin = await asyncpg.connect(database_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,27 +7,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
+from koalr_devstack.databases import create_database, drop_database
 from koalr_devstack.stack import Stack, StackConfig
 from tests.e2e.client import Platform
-
-
-async def _create_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +19,11 @@ def stack(
     kafka_bootstrap_servers: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     name = f"e2e_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_create_database(database_url, name))
-    base, _, _ = database_url.rpartition("/")
+    e2e_database = asyncio.run(create_database(database_url, name))
     log_dir: Path = tmp_path_factory.mktemp("e2e-logs")
     config = StackConfig(
         kafka_bootstrap_servers=kafka_bootstrap_servers,
-        database_url=f"{base}/{name}",
+        database_url=e2e_database,
         log_dir=log_dir,
         topic_namespace=f"e2e{uuid.uuid4().hex[:10]}",
         syncer_workers=2,
@@ -48,7 +31,7 @@ def stack(
     )
     with Stack(config) as running:
         yield running
-    asyncio.run(_drop_database(database_url, name))
+    asyncio.run(drop_database(database_url, name))
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
+from koalr_devstack.databases import create_database
 from koalr_devstack.processes import ProcessFailedError
 from koalr_devstack.stack import Stack, StackConfig
 from koalr_devstack.tokens import make_token
@@ -73,17 +73,6 @@ def bar(value: int | None, maximum: int, width: int = 30) -> str:
     if maximum <= 0:
         return ""
     return BAR * max(1 if value else 0, round(width * value / maximum))
-
-
-async def _recreate_database(admin_url: str, name: str) -> str:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base, _, _ = admin_url.rpartition("/")
-    return f"{base}/{name}"
 
 
 @dataclass
@@ -376,7 +365,7 @@ def main() -> int:
     if not kafka or not database_url:
         say("KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL must be set; `make demo` sets them.")
         return 2
-    demo_db = asyncio.run(_recreate_database(database_url, DEMO_DATABASE))
+    demo_db = asyncio.run(create_database(database_url, DEMO_DATABASE, replace=True))
     log_dir = Path(".infra/demo-logs").resolve()
     config = StackConfig(
         kafka_bootstrap_servers=kafka,
