@@ -8,17 +8,15 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
-import uvicorn
 
 from koalr_connector.settings import ConnectorSettings
-from koalr_runtime.logs import configure_logging
+from koalr_runtime.cli import run_service
 from koalr_runtime.migrations import migrate
-from koalr_runtime.settings import load_settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -44,32 +42,27 @@ async def reseal(settings: ConnectorSettings) -> int:
         await pool.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="koalr-connector", description=__doc__)
-    parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve", "migrate", "reseal"]
-    )
-    args = parser.parse_args(argv)
-    settings = load_settings(ConnectorSettings)
-    configure_logging(settings.log_level, settings.log_format, service="connector")
-    if args.command == "migrate":
-        applied = asyncio.run(migrate(settings.database_url, settings.db_schema, MIGRATIONS))
-        print(f"connector: applied migrations {applied or 'none (up to date)'}")
-        return 0
-    if args.command == "reseal":
-        count = asyncio.run(reseal(settings))
-        print(f"connector: re-sealed {count} credential(s) with the newest key")
-        return 0
+def _reseal(settings: ConnectorSettings) -> str:
+    count = asyncio.run(reseal(settings))
+    return f"connector: re-sealed {count} credential(s) with the newest key"
+
+
+def _create_app(settings: ConnectorSettings) -> Any:
     from koalr_connector.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
+    return create_app(settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service(
+        name="connector",
+        description=__doc__,
+        settings_class=ConnectorSettings,
+        migrations=MIGRATIONS,
+        create_app=_create_app,
+        commands={"reseal": _reseal},
+        argv=argv,
     )
-    return 0
 
 
 if __name__ == "__main__":

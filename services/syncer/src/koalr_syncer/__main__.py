@@ -2,39 +2,30 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 from pathlib import Path
+from typing import Any
 
-import uvicorn
-
-from koalr_runtime.logs import configure_logging
-from koalr_runtime.migrations import migrate
+from koalr_runtime.cli import run_service
 from koalr_syncer.settings import SyncerSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="koalr-syncer", description=__doc__)
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
-    args = parser.parse_args(argv)
-    settings = SyncerSettings()
-    configure_logging(settings.log_level, settings.log_format, service="syncer")
-    if args.command == "migrate":
-        applied = asyncio.run(migrate(settings.database_url, settings.db_schema, MIGRATIONS))
-        print(f"syncer: applied migrations {applied or 'none (up to date)'}")
-        return 0
+def _create_app(settings: SyncerSettings) -> Any:
     from koalr_syncer.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
+    return create_app(settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service(
+        name="syncer",
+        description=__doc__,
+        settings_class=SyncerSettings,
+        migrations=MIGRATIONS,
+        create_app=_create_app,
+        argv=argv,
     )
-    return 0
 
 
 if __name__ == "__main__":
