@@ -82,10 +82,29 @@ async def _run() -> list[Measurement]:
         measurements = await _ingest(settings)
         measurements += await _summary(settings)
     finally:
-        admin = await asyncpg.connect(base_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await _drop_database(base_url, name)
     return measurements
+
+
+async def _drop_database(base_url: str, name: str) -> None:
+    """Drop the bench database. A plain DROP ends autovacuum workers busy with the fresh rows
+    (``WITH (FORCE)`` may not: they are not ours to terminate); FORCE is the fallback for a
+    session of ours still closing."""
+    admin = await asyncpg.connect(base_url)
+    try:
+        for attempt in range(10):
+            try:
+                if attempt % 2 == 0:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                else:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except (asyncpg.ObjectInUseError, asyncpg.InsufficientPrivilegeError):
+                await asyncio.sleep(1)
+            else:
+                return
+        raise RuntimeError(f"could not drop the bench database {name}; drop it by hand")
+    finally:
+        await admin.close()
 
 
 # --- (a) ingest -------------------------------------------------------------------------------
@@ -168,6 +187,7 @@ async def _ingest(settings: MetricsSettings) -> list[Measurement]:
     del records
     model_rows = len(rows.models)
 
+    load_before = os.getloadavg()[0]
     port = _free_port()
     process = _start_server(settings, port)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
@@ -184,12 +204,14 @@ async def _ingest(settings: MetricsSettings) -> list[Measurement]:
             await asyncio.sleep(0.01)
         first_at = time.perf_counter()
         cpu_first = _cpu_seconds(process.pid)
+        workers_first = _children_cpu_seconds(process.pid)
         done = first_count
         while done < total and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
             done = await _committed(admin, group)
         done_at = time.perf_counter()
         service_cpu = (_cpu_seconds(process.pid) - cpu_first) / (done_at - first_at)
+        workers_cpu = (_children_cpu_seconds(process.pid) - workers_first) / (done_at - first_at)
     finally:
         await admin.close()
         _stop_server(process)
@@ -227,8 +249,9 @@ async def _ingest(settings: MetricsSettings) -> list[Measurement]:
         f"{total} records ({model_rows} model rows), batches of "
         f"{settings.ingest_max_records}, {settings.topic_partitions} partitions; "
         f"end-to-end incl. service start {end_to_end_rate:,.0f}/s; "
-        f"produce {produce_rate:,.0f}/s; service in its own process, "
-        f"busy {service_cpu:.0%} of one core while ingesting"
+        f"produce {produce_rate:,.0f}/s; service in its own process, busy {service_cpu:.0%} "
+        f"of one core while ingesting, its {settings.ingest_decode_workers} decoding "
+        f"worker(s) {workers_cpu:.0%}; load average {load_before:.2f} before the run"
     )
     return [
         Measurement(
@@ -381,6 +404,17 @@ def _cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def _children_cpu_seconds(pid: int) -> float:
+    """CPU time of the service's child processes (its decoding workers)."""
+    total = 0.0
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            total += _cpu_seconds(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def _stop_server(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -465,7 +499,13 @@ async def _summary(settings: MetricsSettings) -> list[Measurement]:
     try:
         await _wait_ready(port, process)
         print(f"[bench] metrics: {CLIENTS} clients for {MEASURE_S:.0f} s", flush=True)
+        load_before = os.getloadavg()[0]
+        server_before, client_before = _cpu_seconds(process.pid), time.process_time()
+        load_started = time.perf_counter()
         latencies, errors, elapsed = await _load(port)
+        load_s = time.perf_counter() - load_started
+        server_cpu = (_cpu_seconds(process.pid) - server_before) / load_s
+        client_cpu = (time.process_time() - client_before) / load_s
     finally:
         _stop_server(process)
     if errors:
@@ -477,7 +517,9 @@ async def _summary(settings: MetricsSettings) -> list[Measurement]:
     note = (
         f"{member_days:,} member days in the database (generated in {generate_s:.0f} s); "
         f"{CLIENTS} keep-alive clients, 30-day summaries, half admin half member, "
-        f"{len(latencies)} requests in {elapsed:.1f} s; server: one uvicorn process"
+        f"{len(latencies)} requests in {elapsed:.1f} s; server: one uvicorn process, busy "
+        f"{server_cpu:.0%} of one core; client (the benchmark process) {client_cpu:.0%}; "
+        f"load average {load_before:.2f} before the load"
     )
     return [
         Measurement(BENCH, "summary latency p50", p50, "ms", notes=note),

@@ -69,3 +69,11 @@ def test_unknown_topic() -> None:
     with pytest.raises(EventDecodeError) as exc:
         decode_event("orders.v1", b"{}")
     assert "unknown topic" in exc.value.reason
+
+
+def test_decode_errors_survive_pickling() -> None:
+    import pickle
+
+    error = EventDecodeError(topics.USAGE_RECORDS, "requests: must be >= 0")
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
+    assert (copy.topic, copy.reason, str(copy)) == (error.topic, error.reason, str(error))

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import httpx
 import jwt
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -191,6 +192,38 @@ async def read_dead_letters(kafka: str, topic: str, expected: int) -> list[DeadL
     finally:
         await consumer.stop()
     return letters
+
+
+async def rollups_match_member_rows(dsn: str, schema: str) -> None:
+    """Both rollup tables hold exactly the sums of the member rows, no more, no less."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        mismatches = await conn.fetchval(
+            f"""
+            SELECT count(*) FROM (
+                SELECT integration_id, day, count(*)::int AS n,
+                       (count(*) FILTER (WHERE is_active))::int AS a,
+                       sum(requests)::bigint AS r, sum(charged_cents) AS c
+                FROM {schema}.member_days GROUP BY 1, 2
+            ) m FULL JOIN {schema}.daily_rollups d USING (integration_id, day)
+            WHERE d.member_days IS DISTINCT FROM m.n OR d.active_users IS DISTINCT FROM m.a
+               OR d.requests IS DISTINCT FROM m.r OR d.charged_cents IS DISTINCT FROM m.c
+            """  # noqa: S608 - test schema name
+        )
+        model_mismatches = await conn.fetchval(
+            f"""
+            SELECT count(*) FROM (
+                SELECT integration_id, day, model, sum(requests)::bigint AS r,
+                       sum(charged_cents) AS c
+                FROM {schema}.member_day_models GROUP BY 1, 2, 3
+            ) m FULL JOIN {schema}.daily_model_rollups d USING (integration_id, day, model)
+            WHERE d.requests IS DISTINCT FROM m.r OR d.charged_cents IS DISTINCT FROM m.c
+            """  # noqa: S608 - test schema name
+        )
+    finally:
+        await conn.close()
+    assert mismatches == 0
+    assert model_mismatches == 0
 
 
 # --- events -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import asyncpg
 import httpx
 import jwt
 import pytest
+from prometheus_client import REGISTRY
 
 from koalr_contracts import topics
 from tests.metrics.support import (
@@ -398,3 +399,33 @@ async def test_service_endpoints(seeded: Seeded) -> None:
     assert summary_op["security"] == [{"bearer": []}]
     assert {p["name"] for p in summary_op["parameters"]} == {"org_id", "days", "provider"}
     assert token(ORG) not in metrics.text
+
+
+def _requests_counted(route: str, status: str) -> float:
+    labels = {"service": "metrics", "route": route, "method": "GET", "status": status}
+    return REGISTRY.get_sample_value("koalr_http_requests_total", labels) or 0.0
+
+
+def _latencies_observed(route: str) -> float:
+    labels = {"service": "metrics", "route": route, "method": "GET"}
+    return REGISTRY.get_sample_value("koalr_http_request_duration_seconds_count", labels) or 0.0
+
+
+async def test_requests_are_counted_by_route_template_and_status(seeded: Seeded) -> None:
+    template = "/v1/orgs/{org_id}/ai-analytics/summary"
+    before = (
+        _requests_counted(template, "200"),
+        _requests_counted(template, "401"),
+        _requests_counted("unmatched", "404"),
+        _latencies_observed(template),
+    )
+    assert (await seeded.client.get(SUMMARY, headers=auth(ORG))).status_code == 200
+    assert (await seeded.client.get(SUMMARY)).status_code == 401
+    assert (await seeded.client.get("/v1/nowhere")).status_code == 404
+    after = (
+        _requests_counted(template, "200"),
+        _requests_counted(template, "401"),
+        _requests_counted("unmatched", "404"),
+        _latencies_observed(template),
+    )
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 2]

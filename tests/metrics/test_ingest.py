@@ -1,27 +1,18 @@
-"""Decoding a consumed batch: newest record per key, rejects named with their reason."""
+"""Decoding a consumed chunk: newest record per key, rejects named with their reason, and the
+rows rendered for COPY."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
-
-from aiokafka.structs import ConsumerRecord
 
 from koalr_contracts import encode_event, topics
-from koalr_metrics.ingest import decode_usage_batch, snapshot_rows, usage_rows
+from koalr_metrics.ingest import decode_usage, snapshot_rows, usage_rows
 from tests.metrics.support import new_id, snapshot, today, usage
 
 TOPIC = "tns." + topics.USAGE_RECORDS
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def _records(*payloads: bytes) -> list[ConsumerRecord[Any, Any]]:
-    return [
-        ConsumerRecord(TOPIC, 0, offset, 0, 0, b"k", payload, None, 1, len(payload), ())
-        for offset, payload in enumerate(payloads)
-    ]
 
 
 def test_newest_record_per_key_wins_and_ties_go_to_the_later_offset() -> None:
@@ -31,9 +22,8 @@ def test_newest_record_per_key_wins_and_ties_go_to_the_later_offset() -> None:
     new = usage("o", integration, day, "a@x.io", {"m": (2, "2")}, fetched_at=T0 + timedelta(1))
     tie = usage("o", integration, day, "a@x.io", {"m": (3, "3")}, fetched_at=T0 + timedelta(1))
     other = usage("o", integration, day, "b@x.io", {"m": (4, "4")}, fetched_at=T0)
-    batch = decode_usage_batch(_records(*(encode_event(e) for e in (new, old, other, tie))))
-    assert [u.event for u in batch.usage] == [tie, other]
-    assert [u.record.offset for u in batch.usage] == [3, 2]
+    batch = decode_usage(TOPIC, [encode_event(e) for e in (new, old, other, tie)])
+    assert batch.usage == [(3, tie), (2, other)]
     assert batch.superseded == 2
     assert batch.rejected == []
 
@@ -42,11 +32,12 @@ def test_undecodable_and_invalid_records_are_rejected_with_their_reason() -> Non
     good = usage("o", new_id(), today(), "a@x.io", {"m": (1, "0.5")}, fetched_at=T0)
     invalid = json.loads(encode_event(good))
     invalid["charged_cents"] = "9.99"
-    batch = decode_usage_batch(
-        _records(b"\xff\xfe", encode_event(good), json.dumps(invalid).encode(), b"{}")
+    batch = decode_usage(
+        TOPIC, [b"\xff\xfe", encode_event(good), json.dumps(invalid).encode(), b"{}", None]
     )
-    assert [u.event for u in batch.usage] == [good]
-    assert [r.record.offset for r in batch.rejected] == [0, 2, 3]
+    assert batch.usage == [(1, good)]
+    assert [r.index for r in batch.rejected] == [0, 2, 3, 4]
+    assert {type(r.error).__name__ for r in batch.rejected} == {"EventDecodeError"}
     reasons = [str(r.error) for r in batch.rejected]
     assert "Invalid JSON" in reasons[0]
     assert "charged_cents add up to 0.5, not to charged_cents=9.99" in reasons[1]
@@ -60,11 +51,11 @@ def test_snapshot_with_a_member_twice_is_rejected_and_the_newest_snapshot_kept()
     twice = json.loads(encode_event(newer))
     twice["members"].append(twice["members"][0])
     twice["total_cents"] = "6"
-    batch = decode_usage_batch(
-        _records(encode_event(newer), encode_event(older), json.dumps(twice).encode())
+    batch = decode_usage(
+        TOPIC, [encode_event(newer), encode_event(older), json.dumps(twice).encode()]
     )
-    assert [s.event for s in batch.snapshots] == [newer]
-    assert [r.record.offset for r in batch.rejected] == [2]
+    assert batch.snapshots == [(0, newer)]
+    assert [r.index for r in batch.rejected] == [2]
     assert "more than once" in str(batch.rejected[0].error)
     rows = snapshot_rows(newer)
     assert (rows.total_cents, rows.spenders) == (Decimal(3), 1)

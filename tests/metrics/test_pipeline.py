@@ -29,6 +29,7 @@ from tests.metrics.support import (
     publish,
     range_days,
     read_dead_letters,
+    rollups_match_member_rows,
     running_app,
     snapshot,
     sync_status,
@@ -116,37 +117,6 @@ def _check_provider(entry: dict[str, Any], expected: dict[str, Any]) -> None:
     assert entry["spend"]["daily"] == expected["daily"]
     assert entry["freshness"]["days_with_data"] == expected["days_with_data"]
     assert entry["freshness"]["days_in_range"] == DAYS
-
-
-async def _rollups_match_member_rows(dsn: str, schema: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        mismatches = await conn.fetchval(
-            f"""
-            SELECT count(*) FROM (
-                SELECT integration_id, day, count(*)::int AS n,
-                       (count(*) FILTER (WHERE is_active))::int AS a,
-                       sum(requests)::bigint AS r, sum(charged_cents) AS c
-                FROM {schema}.member_days GROUP BY 1, 2
-            ) m FULL JOIN {schema}.daily_rollups d USING (integration_id, day)
-            WHERE d.member_days IS DISTINCT FROM m.n OR d.active_users IS DISTINCT FROM m.a
-               OR d.requests IS DISTINCT FROM m.r OR d.charged_cents IS DISTINCT FROM m.c
-            """  # noqa: S608 - test schema name
-        )
-        model_mismatches = await conn.fetchval(
-            f"""
-            SELECT count(*) FROM (
-                SELECT integration_id, day, model, sum(requests)::bigint AS r,
-                       sum(charged_cents) AS c
-                FROM {schema}.member_day_models GROUP BY 1, 2, 3
-            ) m FULL JOIN {schema}.daily_model_rollups d USING (integration_id, day, model)
-            WHERE d.requests IS DISTINCT FROM m.r OR d.charged_cents IS DISTINCT FROM m.c
-            """  # noqa: S608 - test schema name
-        )
-    finally:
-        await conn.close()
-    assert mismatches == 0
-    assert model_mismatches == 0
 
 
 async def _all_committed(settings: MetricsSettings) -> bool:
@@ -352,7 +322,7 @@ async def test_exact_totals_through_kafka_with_duplicates_poison_and_replay(
                 )
             finally:
                 await conn.close()
-            await _rollups_match_member_rows(fresh_database_url, "metrics")
+            await rollups_match_member_rows(fresh_database_url, "metrics")
             members = await client.get(
                 f"/v1/orgs/{ORG}/ai-analytics/members", params={"days": DAYS}, headers=auth(ORG)
             )
@@ -380,7 +350,7 @@ async def test_exact_totals_through_kafka_with_duplicates_poison_and_replay(
             f"/v1/orgs/{ORG}/ai-analytics/members", params={"days": DAYS}, headers=auth(ORG)
         )
         assert json.loads(members.content, parse_float=Decimal) == members_before
-    await _rollups_match_member_rows(fresh_database_url, "metrics_replay")
+    await rollups_match_member_rows(fresh_database_url, "metrics_replay")
 
     # Reset the original group to the start and replay into the same database: still identical.
     await _reset_group(settings, settings.group(settings.ingest_group), usage_topic)
@@ -391,7 +361,7 @@ async def test_exact_totals_through_kafka_with_duplicates_poison_and_replay(
         )
         await wait_until(lambda: _all_committed(settings), what="replay committed")
         assert await _summary(client) == snapshot_before
-    await _rollups_match_member_rows(fresh_database_url, "metrics")
+    await rollups_match_member_rows(fresh_database_url, "metrics")
 
 
 async def _ingested_at_least(app: Any, count: int) -> bool:

@@ -53,6 +53,10 @@ class EventDecodeError(ValueError):
         self.topic = topic
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[EventDecodeError], tuple[str, str]]:
+        """Pickle by its two fields, so the error can cross to another process."""
+        return type(self), (self.topic, self.reason)
+
 
 def base_topic(topic: str) -> str:
     """The contract topic behind a possibly namespaced name (``ns.koalr.x.v1`` -> ``koalr.x.v1``)."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+
+ConnectionHook = Callable[["asyncpg.Connection[Any]"], Awaitable[None]]
 
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
@@ -23,14 +26,25 @@ async def create_pool(
     max_size: int = 10,
     command_timeout_s: float = 30.0,
     server_settings: dict[str, str] | None = None,
+    init: ConnectionHook | None = None,
 ) -> asyncpg.Pool[Any]:
-    """A pool with JSON codecs; ``numeric`` columns come back as ``Decimal`` (asyncpg default)."""
+    """A pool with JSON codecs; ``numeric`` columns come back as ``Decimal`` (asyncpg default).
+
+    ``init`` runs once on every new connection, after the codecs are set (for example to
+    create session-level temporary tables).
+    """
+
+    async def init_connection(conn: asyncpg.Connection[Any]) -> None:
+        await _init_connection(conn)
+        if init is not None:
+            await init(conn)
+
     pool: asyncpg.Pool[Any] = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         command_timeout=command_timeout_s,
-        init=_init_connection,
+        init=init_connection,
         server_settings=server_settings,
     )
     return pool

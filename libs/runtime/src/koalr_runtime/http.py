@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from koalr_runtime.logs import get_logger
 
@@ -100,23 +101,41 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_unexpected)
 
 
+class RequestMetricsMiddleware:
+    """Counts every HTTP request and observes its latency, labelled by route template, method
+    and status; the latency runs until the response starts. A plain ASGI middleware: unlike
+    ``@app.middleware("http")`` it adds no task, stream or request object per request."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def send_measured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # The router has put the matched route into the scope by now.
+                path = getattr(scope.get("route"), "path", "unmatched")
+                method = scope["method"]
+                HTTP_REQUESTS.labels(self.service, path, method, str(message["status"])).inc()
+                HTTP_LATENCY.labels(self.service, path, method).observe(
+                    time.perf_counter() - started
+                )
+            await send(message)
+
+        await self.app(scope, receive, send_measured)
+
+
 def install_observability(
     app: FastAPI, service: str, readiness_checks: Sequence[tuple[str, ReadinessCheck]] = ()
 ) -> None:
     """``GET /healthz`` (alive), ``GET /readyz`` (dependencies reachable), ``GET /metrics``,
     and per-route request counters and latency histograms."""
-
-    @app.middleware("http")
-    async def _measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(service, path, request.method, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(service, path, request.method).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestMetricsMiddleware, service=service)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -12,6 +12,7 @@ Pure functions over what the repository read. The rules (docs/metrics.md, "Priva
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -56,11 +57,20 @@ class DayRange:
 
     @property
     def days(self) -> list[date]:
-        count = (self.end - self.start).days + 1
-        return [self.start + timedelta(days=i) for i in range(count)]
+        return [day for day, _ in _days(self.start, self.end)]
 
     def as_json(self) -> dict[str, Any]:
         return {"start": self.start, "end": self.end}
+
+
+@functools.lru_cache(maxsize=256)
+def _days(start: date, end: date) -> tuple[tuple[date, str], ...]:
+    """Every day from ``start`` to ``end`` with its ISO text (the same few ranges are asked for
+    on every request of a day, so they are built once)."""
+    count = (end - start).days + 1
+    return tuple(
+        (day, day.isoformat()) for day in (start + timedelta(days=i) for i in range(count))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +134,7 @@ def provider_summary(
 ) -> dict[str, Any]:
     """One entry of ``providers`` in the summary document."""
     threshold = visible_threshold(is_admin, policy)
+    days = _days(day_range.start, day_range.end)
     by_day = {d.day: d for d in data.days}
     empty = DayRollup(day_range.start, 0, 0, 0, Decimal(0))
     dau: list[dict[str, Any]] = []
@@ -132,9 +143,8 @@ def provider_summary(
     visible_requests = 0
     visible_cents = Decimal(0)
     days_with_data = 0
-    for day in day_range.days:
+    for day, iso in days:
         rollup = by_day.get(day, empty)
-        iso = day.isoformat()
         if rollup.member_days > 0:
             days_with_data += 1
         if is_admin:
@@ -161,7 +171,7 @@ def provider_summary(
             "data_through": data.data_through,
             "last_synced_at": data.last_success_at,
             "days_with_data": days_with_data,
-            "days_in_range": len(day_range.days),
+            "days_in_range": len(days),
             "state": data.state or "pending",
         },
         "dau": dau,

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from koalr_contracts import topics
+from koalr_metrics.decoder import create_decoder
 from koalr_metrics.handlers import BEARER_SCHEME, register_subscribers, router
 from koalr_metrics.repository import MetricsRepository
 from koalr_metrics.service import AnalyticsService, IngestService
@@ -53,7 +54,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
     """
     broker = broker or make_broker(settings, client_id="metrics")
     services = Services()
-    register_subscribers(broker, settings, services)
+    usage_consumer = register_subscribers(broker, settings, services)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,11 +65,15 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             max_size=settings.db_pool_max_size,
             command_timeout_s=settings.db_command_timeout_s,
             server_settings={"search_path": settings.db_schema},
+            init=MetricsRepository.prepare_connection,
         )
+        decoder = create_decoder(settings.ingest_decode_workers)
         try:
+            await decoder.start()
             repository = MetricsRepository(pool)
             services.ingest = IngestService(
                 repository,
+                decoder=decoder,
                 usage_group=settings.group(settings.ingest_group),
                 integrations_group=settings.group(settings.integrations_group),
                 sync_status_group=settings.group(settings.sync_status_group),
@@ -87,8 +92,10 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             try:
                 yield
             finally:
+                await usage_consumer.close()
                 await broker.stop()
         finally:
+            await decoder.close()
             await pool.close()
 
     app = FastAPI(

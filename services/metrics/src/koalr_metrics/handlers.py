@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Protocol
 
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from faststream import AckPolicy
@@ -23,6 +24,7 @@ from koalr_metrics.service import (
     Backoff,
     IngestService,
     StoreUnavailable,
+    SubmittedUsage,
 )
 from koalr_metrics.settings import MetricsSettings
 from koalr_runtime.auth import JwtAuthenticator, Principal, authorize
@@ -49,8 +51,24 @@ async def _raw_bodies(msg: KafkaMessageType) -> Any:
     return msg.body
 
 
+def _log_retry(stream: str, exc: Exception, delay_s: float) -> None:
+    STORE_FAILURES.labels(stream).inc()
+    if isinstance(exc, StoreUnavailable | KafkaError):
+        log.warning(
+            "consumer.batch_retry",
+            stream=stream,
+            error_type=type(exc).__name__,
+            error=str(exc)[:300],
+            retry_in_s=round(delay_s, 3),
+        )
+    else:
+        log.error(
+            "consumer.batch_failed", stream=stream, retry_in_s=round(delay_s, 3), exc_info=exc
+        )
+
+
 class BatchConsumer:
-    """At-least-once handling of one consumed batch.
+    """At-least-once handling of one consumed batch (the projections: small, ordered batches).
 
     The service stores the batch in one transaction and returns its dead letters; those are
     published, and only then are the offsets committed. When PostgreSQL (or the dead-letter
@@ -101,31 +119,163 @@ class BatchConsumer:
     async def _retry_later(self, msg: KafkaMessageType, exc: Exception) -> None:
         delay_s = self._backoff.next_delay_s()
         self._on_failure()
-        STORE_FAILURES.labels(self._stream).inc()
-        if isinstance(exc, StoreUnavailable | KafkaError):
-            log.warning(
-                "consumer.batch_retry",
-                stream=self._stream,
-                error_type=type(exc).__name__,
-                error=str(exc)[:300],
-                retry_in_s=round(delay_s, 3),
-            )
-        else:
-            log.error(
-                "consumer.batch_failed",
-                stream=self._stream,
-                retry_in_s=round(delay_s, 3),
-                exc_info=exc,
-            )
+        _log_retry(self._stream, exc, delay_s)
         await asyncio.sleep(delay_s)
         await msg.nack()
 
 
+OffsetRanges = dict[TopicPartition, tuple[int, int]]
+"""(first offset, last offset) of a batch's records per partition."""
+Positions = dict[TopicPartition, int]
+"""The consumer's next offset to read per assigned partition."""
+
+
+def offset_ranges(records: Sequence[Any]) -> OffsetRanges:
+    """The first and last offset of the records on each partition of a consumed batch."""
+    ranges: OffsetRanges = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        current = ranges.get(tp)
+        if current is None:
+            ranges[tp] = (record.offset, record.offset)
+        else:
+            ranges[tp] = (min(current[0], record.offset), max(current[1], record.offset))
+    return ranges
+
+
+def batch_follows(ranges: OffsetRanges, positions: Positions) -> bool:
+    """Whether the consumer still stands right after this batch on each of its partitions:
+    no seek (after a failed write) and no rebalance moved a position since it was read."""
+    return all(positions.get(tp) == last + 1 for tp, (_, last) in ranges.items())
+
+
+def rewind_targets(ranges: OffsetRanges, positions: Positions) -> Positions:
+    """Where to seek so that a batch is read again: each of its partitions whose position is
+    past the batch's first offset goes back to it. A position already before it (sought back
+    for an earlier batch) stays, so nothing is skipped; a partition no longer assigned is left
+    to its new owner, which reads from the committed offset."""
+    return {
+        tp: first for tp, (first, _) in ranges.items() if tp in positions and positions[tp] > first
+    }
+
+
+class UsageConsumer:
+    """At-least-once handling of the usage topic, one batch written while the next is read.
+
+    A batch is handed to the ingest service (its chunks start decoding at once) and written by
+    a background task, which commits exactly that batch's offsets once its last chunk is in
+    PostgreSQL and its dead letters are published. The handler returns as soon as the previous
+    batch is done, so Kafka reads and unpacks the next batch while this one is written: at most
+    two batches are in hand, and commits happen in batch order.
+
+    When a write fails, nothing of its batch is committed: the task seeks each of the batch's
+    partitions back to its first offset, then pauses (growing backoff) before it reports the
+    failure. A batch read before such a seek is stale (its partitions' positions no longer
+    follow it): it is dropped, and its partitions are sought back to its first offsets where
+    they are ahead of them (never forward). Records thus come again, in order, until they are
+    stored; none is skipped.
+    """
+
+    def __init__(
+        self,
+        services: IngestProvider,
+        *,
+        broker: KafkaBroker,
+        dead_letter_topic: str,
+        backoff: Backoff,
+    ) -> None:
+        self._services = services
+        self._broker = broker
+        self._dead_letter_topic = dead_letter_topic
+        self._backoff = backoff
+        self._writing: asyncio.Task[bool] | None = None
+        self._closing = False
+
+    async def handle(self, msg: KafkaMessageType) -> None:
+        raw = msg.raw_message
+        records = raw if isinstance(raw, tuple) else (raw,)
+        if not records:
+            return
+        consumer = msg.consumer
+        if not isinstance(consumer, AIOKafkaConsumer):
+            raise TypeError("the usage consumer commits explicit offsets: it needs aiokafka")
+        bind_correlation(None, stream="usage", records=len(records))
+        ranges = offset_ranges(records)
+        submitted = self._services.ingest.submit_usage(records)
+        try:
+            if self._writing is not None:
+                await asyncio.shield(self._writing)
+            follows = await self._follows(consumer, ranges)
+        except BaseException:
+            submitted.cancel()
+            raise
+        if self._closing or not follows:
+            submitted.cancel()
+            await self._rewind(consumer, ranges)
+            self._services.ingest.stats.batches_left_for_later += 1
+            log.info("consumer.batch_left_for_later", stream="usage", closing=self._closing)
+            return
+        self._writing = asyncio.create_task(self._write(consumer, submitted, ranges))
+
+    async def close(self) -> None:
+        """Let the batch being written finish (and commit); later batches are left unread."""
+        self._closing = True
+        if self._writing is not None:
+            await asyncio.shield(self._writing)
+
+    async def _write(
+        self, consumer: AIOKafkaConsumer, submitted: SubmittedUsage, ranges: OffsetRanges
+    ) -> bool:
+        ingest = self._services.ingest
+        try:
+            letters = await ingest.store_usage(submitted)
+            if letters:
+                await publish_events(self._broker, self._dead_letter_topic, letters)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure means: retry the same batch
+            delay_s = self._backoff.next_delay_s()
+            ingest.stats.failed_attempts += 1
+            _log_retry("usage", exc, delay_s)
+            await self._rewind(consumer, ranges)
+            await asyncio.sleep(delay_s)
+            return False
+        self._backoff.reset()
+        try:
+            await consumer.commit({tp: last + 1 for tp, (_, last) in ranges.items()})
+        except KafkaError as exc:
+            # A rebalance took the partitions away: the next owner re-reads the batch from
+            # the last committed offsets, and the upserts make that harmless.
+            log.warning("consumer.commit_failed", stream="usage", error=repr(exc))
+        return True
+
+    @staticmethod
+    async def _positions(consumer: AIOKafkaConsumer, ranges: OffsetRanges) -> Positions:
+        positions: Positions = {}
+        for tp in ranges:
+            try:
+                positions[tp] = await consumer.position(tp)
+            except IllegalStateError:
+                continue  # no longer assigned to this consumer
+        return positions
+
+    async def _follows(self, consumer: AIOKafkaConsumer, ranges: OffsetRanges) -> bool:
+        return batch_follows(ranges, await self._positions(consumer, ranges))
+
+    async def _rewind(self, consumer: AIOKafkaConsumer, ranges: OffsetRanges) -> None:
+        for tp, offset in rewind_targets(ranges, await self._positions(consumer, ranges)).items():
+            consumer.seek(tp, offset)
+
+
 def register_subscribers(
     broker: KafkaBroker, settings: MetricsSettings, services: IngestProvider
-) -> None:
-    """The three consumers: usage ingest and the two projections, all manual-commit batches."""
+) -> UsageConsumer:
+    """The three consumers: usage ingest and the two projections, all manual-commit batches.
+    Returns the usage consumer, which the lifespan closes before it stops the broker."""
     dead_letters = settings.topic(topics.DEAD_LETTERS)
+
+    def backoff() -> Backoff:
+        return Backoff(settings.retry_initial_backoff_s, settings.retry_max_backoff_s)
 
     def consumer(stream: str, process: BatchProcessor) -> BatchConsumer:
         def count_failure() -> None:
@@ -136,21 +286,20 @@ def register_subscribers(
             process,
             broker=broker,
             dead_letter_topic=dead_letters,
-            backoff=Backoff(settings.retry_initial_backoff_s, settings.retry_max_backoff_s),
+            backoff=backoff(),
             on_failure=count_failure,
         )
 
     # The service exists once the lifespan ran; look it up per batch.
-    async def store_usage(records: Sequence[Any]) -> list[DeadLetter]:
-        return await services.ingest.ingest_usage(records)
-
     async def project_integrations(records: Sequence[Any]) -> list[DeadLetter]:
         return await services.ingest.project_integrations(records)
 
     async def project_sync_status(records: Sequence[Any]) -> list[DeadLetter]:
         return await services.ingest.project_sync_status(records)
 
-    usage = consumer("usage", store_usage)
+    usage = UsageConsumer(
+        services, broker=broker, dead_letter_topic=dead_letters, backoff=backoff()
+    )
     integrations = consumer("integrations", project_integrations)
     sync_status = consumer("sync_status", project_sync_status)
 
@@ -187,6 +336,7 @@ def register_subscribers(
         max_records=500,
         **common,
     )(on_sync_status, decoder=_raw_bodies)
+    return usage
 
 
 # --- HTTP -------------------------------------------------------------------------------------

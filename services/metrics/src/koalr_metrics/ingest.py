@@ -1,8 +1,12 @@
-"""From a batch of Kafka records to rows to upsert, and the records to dead-letter.
+"""From Kafka records to what PostgreSQL stores, and the records to dead-letter.
 
-Pure functions, no I/O. Within a batch only the newest record per natural key survives
-(``fetched_at``; on a tie the later one in the batch, i.e. the later offset), so the upsert never
-touches a key twice and the database keeps the newest version across batches.
+Pure functions, no I/O. Within a chunk of the usage topic only the newest record per natural key
+survives (``fetched_at``; on a tie the later one in the chunk, i.e. the later offset), so the
+upsert never touches a key twice and the database keeps the newest version across chunks.
+
+:func:`prepare_usage` is the CPU-heavy step (contract validation of every record). It runs in
+worker processes (:mod:`koalr_metrics.decoder`), so it takes and returns only cheap-to-pickle
+values: the raw record values in, ``COPY`` text and small metadata out.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Final, Generic, TypeAlias, TypeVar
 from uuid import UUID
 
 from aiokafka.structs import ConsumerRecord
@@ -66,13 +70,27 @@ class Rejected:
     integration_id: UUID | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RejectedAt:
+    """A rejected record named by its position in the chunk (records stay in the consumer)."""
+
+    index: int
+    error: BaseException
+    org_id: str | None = None
+    integration_id: UUID | None = None
+
+
 @dataclass(slots=True)
-class UsageBatch:
-    usage: list[Sourced[UsageRecord]] = field(default_factory=list)
-    snapshots: list[Sourced[CycleSpendSnapshot]] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
+class DecodedUsage:
+    """A decoded chunk of the usage topic; every event with its position in the chunk."""
+
+    usage: list[tuple[int, UsageRecord]] = field(default_factory=list)
+    """The newest record per (integration, day, member), in order of first appearance."""
+    snapshots: list[tuple[int, CycleSpendSnapshot]] = field(default_factory=list)
+    """The newest snapshot per integration."""
+    rejected: list[RejectedAt] = field(default_factory=list)
     superseded: int = 0
-    """Records replaced by a newer one for the same key inside this batch."""
+    """Records replaced by a newer one for the same key inside this chunk."""
 
 
 @dataclass(slots=True)
@@ -83,12 +101,29 @@ class ProjectionBatch(Generic[E]):
 
 @dataclass(frozen=True, slots=True)
 class UsageRows:
-    """What one upsert writes: member days, their models, and the integrations they touch."""
+    """Member days and their models as Python values (a reference for :class:`UsageCopy`)."""
 
     member_days: list[MemberDayRow]
     models: list[ModelRow]
     integrations: dict[UUID, tuple[str, str]]
     """integration_id -> (org_id, provider) from the envelopes, for not-yet-known integrations."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageCopy:
+    """What one upsert writes: member days and their models as ``COPY`` text (one line per
+    row, columns as in :data:`koalr_metrics.repository.MEMBER_DAY_COLUMNS` and
+    ``MODEL_COLUMNS``), and the integrations they touch."""
+
+    member_days: bytes
+    member_day_count: int
+    models: bytes
+    model_count: int
+    integrations: dict[UUID, tuple[str, str]]
+    """integration_id -> (org_id, provider) from the envelopes, for not-yet-known integrations."""
+
+
+NO_USAGE: Final = UsageCopy(b"", 0, b"", 0, {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,62 +138,74 @@ class SnapshotRows:
     members: list[SnapshotMemberRow]
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedUsage:
+    """A chunk of the usage topic ready to store: what :func:`prepare_usage` returns."""
+
+    rows: UsageCopy
+    sources: list[int]
+    """Position in the chunk of the record behind each member-day line, in line order."""
+    snapshots: list[tuple[int, SnapshotRows]]
+    rejected: list[RejectedAt]
+    superseded: int
+
+
 def _decode(record: Record) -> object:
     return decode_event(record.topic, record.value or b"")
 
 
-class UsageBatchBuilder:
-    """Decodes usage-topic records one at a time and keeps the newest per key, so a caller can
-    decode a batch in slices (and let other work run in between)."""
-
-    def __init__(self) -> None:
-        self._batch = UsageBatch()
-        self._latest: dict[tuple[UUID, date, str], Sourced[UsageRecord]] = {}
-        self._snapshots: dict[UUID, Sourced[CycleSpendSnapshot]] = {}
-
-    def add(self, record: Record) -> None:
-        batch = self._batch
+def decode_usage(topic: str, values: Sequence[bytes | None]) -> DecodedUsage:
+    """Decode a chunk of ``koalr.usage-records.v1`` record values (in offset order); keep the
+    newest record per key and the newest snapshot per integration."""
+    decoded = DecodedUsage()
+    latest: dict[tuple[UUID, date, str], tuple[int, UsageRecord]] = {}
+    snapshots: dict[UUID, tuple[int, CycleSpendSnapshot]] = {}
+    for index, value in enumerate(values):
         try:
-            event = _decode(record)
+            event = decode_event(topic, value or b"")
         except (EventDecodeError, ValueError) as exc:
-            batch.rejected.append(Rejected(record, exc))
-            return
+            decoded.rejected.append(RejectedAt(index, exc))
+            continue
         if isinstance(event, UsageRecord):
             key = (event.integration_id, event.day, event.member.key)
-            current = self._latest.get(key)
+            current = latest.get(key)
             if current is not None:
-                batch.superseded += 1
-                if event.fetched_at < current.event.fetched_at:
-                    return
-            self._latest[key] = Sourced(event, record)
+                decoded.superseded += 1
+                if event.fetched_at < current[1].fetched_at:
+                    continue
+            latest[key] = (index, event)
         elif isinstance(event, CycleSpendSnapshot):
             keys = [m.member.key for m in event.members]
             if len(set(keys)) != len(keys):
                 error = InvalidEventError("a member appears more than once in the spend snapshot")
-                batch.rejected.append(Rejected(record, error, event.org_id, event.integration_id))
-                return
-            current_snapshot = self._snapshots.get(event.integration_id)
+                decoded.rejected.append(
+                    RejectedAt(index, error, event.org_id, event.integration_id)
+                )
+                continue
+            current_snapshot = snapshots.get(event.integration_id)
             if current_snapshot is not None:
-                batch.superseded += 1
-                if event.fetched_at < current_snapshot.event.fetched_at:
-                    return
-            self._snapshots[event.integration_id] = Sourced(event, record)
+                decoded.superseded += 1
+                if event.fetched_at < current_snapshot[1].fetched_at:
+                    continue
+            snapshots[event.integration_id] = (index, event)
         else:  # pragma: no cover - the topic's decoder admits only the two types above
             error = InvalidEventError(f"{type(event).__name__} does not belong on the usage topic")
-            batch.rejected.append(Rejected(record, error))
-
-    def build(self) -> UsageBatch:
-        self._batch.usage = list(self._latest.values())
-        self._batch.snapshots = list(self._snapshots.values())
-        return self._batch
+            decoded.rejected.append(RejectedAt(index, error))
+    decoded.usage = list(latest.values())
+    decoded.snapshots = list(snapshots.values())
+    return decoded
 
 
-def decode_usage_batch(records: Iterable[Record]) -> UsageBatch:
-    """Decode a batch of ``koalr.usage-records.v1``; keep the newest record per key."""
-    builder = UsageBatchBuilder()
-    for record in records:
-        builder.add(record)
-    return builder.build()
+def prepare_usage(topic: str, values: Sequence[bytes | None]) -> PreparedUsage:
+    """Decode a chunk and render what it stores as ``COPY`` text (see :func:`decode_usage`)."""
+    decoded = decode_usage(topic, values)
+    return PreparedUsage(
+        rows=usage_copy(record for _, record in decoded.usage),
+        sources=[index for index, _ in decoded.usage],
+        snapshots=[(index, snapshot_rows(s)) for index, s in decoded.snapshots],
+        rejected=decoded.rejected,
+        superseded=decoded.superseded,
+    )
 
 
 def decode_integration_batch(records: Iterable[Record]) -> ProjectionBatch[IntegrationEvent]:
@@ -197,8 +244,66 @@ def decode_sync_status_batch(records: Iterable[Record]) -> ProjectionBatch[SyncS
     return batch
 
 
+_COPY_ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value: str | None) -> str:
+    """A text value in PostgreSQL's ``COPY`` text format: ``\\N`` for NULL; backslash, tab,
+    newline and carriage return escaped (a NUL character stays and PostgreSQL refuses it)."""
+    if value is None:
+        return "\\N"
+    if "\\" in value or not value.isprintable():
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def usage_copy(records: Iterable[UsageRecord]) -> UsageCopy:
+    """The member-day and model rows of records whose keys are unique, as ``COPY`` text.
+
+    Every value is written exactly: UUIDs and dates in their canonical form, money as the
+    ``Decimal``'s own digits (``numeric`` reads them without rounding), ``fetched_at`` as ISO
+    8601 with its UTC offset and microseconds. The texts of integrations, days and fetch times,
+    which repeat across a chunk, are rendered once.
+    """
+    member_days: list[str] = []
+    models: list[str] = []
+    integrations: dict[UUID, tuple[str, str]] = {}
+    ids: dict[UUID, str] = {}
+    days: dict[date, str] = {}
+    stamps: dict[datetime, str] = {}
+    for r in records:
+        member = r.member
+        integration_id = r.integration_id
+        text_id = ids.get(integration_id)
+        if text_id is None:
+            text_id = ids[integration_id] = str(integration_id)
+            integrations[integration_id] = (r.org_id, r.provider)
+        text_day = days.get(r.day)
+        if text_day is None:
+            text_day = days[r.day] = r.day.isoformat()
+        fetched_at = stamps.get(r.fetched_at)
+        if fetched_at is None:
+            fetched_at = stamps[r.fetched_at] = r.fetched_at.isoformat()
+        head = f"{text_id}\t{text_day}\t{copy_text(member.key)}\t"
+        member_days.append(
+            f"{head}{copy_text(member.email)}\t{copy_text(member.name)}\t"
+            f"{'t' if r.is_active else 'f'}\t{r.requests}\t{r.charged_cents}\t{fetched_at}\n"
+        )
+        models.extend(
+            f"{head}{copy_text(m.model)}\t{m.requests}\t{m.charged_cents}\n" for m in r.models
+        )
+    return UsageCopy(
+        member_days="".join(member_days).encode(),
+        member_day_count=len(member_days),
+        models="".join(models).encode(),
+        model_count=len(models),
+        integrations=integrations,
+    )
+
+
 def usage_rows(records: Sequence[UsageRecord]) -> UsageRows:
-    """The member-day and model rows of records whose keys are unique."""
+    """The member-day and model rows of records whose keys are unique, as Python values (what
+    :func:`usage_copy` renders; the benchmark copies these rows raw)."""
     member_days: list[MemberDayRow] = []
     models: list[ModelRow] = []
     integrations: dict[UUID, tuple[str, str]] = {}

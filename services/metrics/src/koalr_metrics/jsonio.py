@@ -10,7 +10,6 @@ PostgreSQL summed. Choice and alternatives: docs/decisions/0201-metrics-ingest-a
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,11 +20,16 @@ from fastapi.responses import Response
 
 def decimal_text(value: Decimal) -> str:
     """The shortest plain (non-exponent) decimal text of a finite ``Decimal``."""
-    if not value.is_finite():
-        raise ValueError(f"{value} cannot be rendered as a JSON number")
     if value.is_zero():
         return "0"
-    return format(value.normalize(), "f")
+    text = str(value)
+    if "E" in text or "N" in text or "n" in text:
+        # An exponent (a whole number with trailing zeros, or under 1e-6), or NaN/Infinity.
+        if not value.is_finite():
+            raise ValueError(f"{value} cannot be rendered as a JSON number")
+        return format(value.normalize(), "f")
+    # Plain digits already (what PostgreSQL's numeric gives): drop the trailing zeros.
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _datetime_text(value: datetime) -> str:
@@ -34,16 +38,18 @@ def _datetime_text(value: datetime) -> str:
 
 
 # The C encoder cannot emit a raw number for a type it does not know, so a Decimal leaves it as a
-# marked string ("\x00<token>:<digits>\x00", escaped as \u0000 in the output) that one regular
-# expression then unquotes. The token is random per process, so no real string can carry it.
-_TOKEN = secrets.token_hex(8)
-_MARK = f"\x00{_TOKEN}:"
-_MARKED = re.compile(r'"\\u0000' + _TOKEN + r':(-?[0-9]+(?:\.[0-9]+)?)\\u0000"')
+# marked string ("\x00<token>:<digits>\x00<token>", the NULs escaped as \u0000 in the output)
+# whose quotes and marks two plain replacements then remove. The tokens are random per process,
+# so no real string can carry them.
+_OPEN = f"\x00{secrets.token_hex(8)}:"
+_CLOSE = f"\x00{secrets.token_hex(8)}"
+_QUOTED_OPEN = '"' + _OPEN.replace("\x00", "\\u0000")
+_QUOTED_CLOSE = _CLOSE.replace("\x00", "\\u0000") + '"'
 
 
 def _default(value: object) -> str:
     if isinstance(value, Decimal):
-        return f"{_MARK}{decimal_text(value)}\x00"
+        return f"{_OPEN}{decimal_text(value)}{_CLOSE}"
     if isinstance(value, datetime):
         return _datetime_text(value)
     if isinstance(value, date):
@@ -59,7 +65,8 @@ _ENCODER = json.JSONEncoder(
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes; ``Decimal`` as exact numbers, dates as ``YYYY-MM-DD``, datetimes as
     ISO 8601 (``Z`` for UTC)."""
-    return _MARKED.sub(r"\1", _ENCODER.encode(value)).encode("ascii")
+    text = _ENCODER.encode(value)
+    return text.replace(_QUOTED_OPEN, "").replace(_QUOTED_CLOSE, "").encode("ascii")
 
 
 class ExactJSONResponse(Response):

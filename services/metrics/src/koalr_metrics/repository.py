@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, TypeAlias
@@ -25,7 +25,7 @@ from koalr_metrics.analytics import (
     Policy,
     ProviderData,
 )
-from koalr_metrics.ingest import IntegrationEvent, SnapshotRows, UsageRows
+from koalr_metrics.ingest import IntegrationEvent, SnapshotRows, UsageCopy
 
 Connection: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
@@ -81,6 +81,7 @@ class StoreOutcome:
     snapshots: int
 
 
+# Created once per connection (the pool's init hook); emptied by every commit.
 _STAGE_TABLES: Final = """
 CREATE TEMP TABLE IF NOT EXISTS stage_member_days (LIKE member_days) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_member_day_models (LIKE member_day_models)
@@ -144,42 +145,54 @@ FROM stage_member_day_models s
 JOIN stage_accepted a USING (integration_id, day, member_key)
 """
 
-_REFRESH_DAILY: Final = """
-INSERT INTO daily_rollups AS r (
-    integration_id, day, member_days, active_users, requests, charged_cents)
-SELECT t.integration_id, t.day, agg.member_days, agg.active_users, agg.requests, agg.charged_cents
-FROM unnest($1::uuid[], $2::date[]) AS t(integration_id, day)
-CROSS JOIN LATERAL (
-    SELECT count(*)::int AS member_days,
-           (count(*) FILTER (WHERE m.is_active))::int AS active_users,
-           coalesce(sum(m.requests), 0)::bigint AS requests,
-           coalesce(sum(m.charged_cents), 0) AS charged_cents
-    FROM member_days m
-    WHERE m.integration_id = t.integration_id AND m.day = t.day
-) agg
-ON CONFLICT (integration_id, day) DO UPDATE SET
-    member_days = EXCLUDED.member_days,
-    active_users = EXCLUDED.active_users,
-    requests = EXCLUDED.requests,
-    charged_cents = EXCLUDED.charged_cents
-"""
-
-_DELETE_MODEL_ROLLUPS: Final = """
+# Rollups of the touched (integration, day) pairs recomputed from the member rows, in one
+# statement: the daily rollups, then per model an upsert of the models still there and a delete
+# of those gone (disjoint rows). LATERAL keeps every aggregate an index lookup per pair.
+_REFRESH_ROLLUPS: Final = """
+WITH touched AS (
+    SELECT * FROM unnest($1::uuid[], $2::date[]) AS t(integration_id, day)
+), daily AS (
+    INSERT INTO daily_rollups AS r (
+        integration_id, day, member_days, active_users, requests, charged_cents)
+    SELECT t.integration_id, t.day, agg.member_days, agg.active_users, agg.requests,
+           agg.charged_cents
+    FROM touched t
+    CROSS JOIN LATERAL (
+        SELECT count(*)::int AS member_days,
+               (count(*) FILTER (WHERE m.is_active))::int AS active_users,
+               coalesce(sum(m.requests), 0)::bigint AS requests,
+               coalesce(sum(m.charged_cents), 0) AS charged_cents
+        FROM member_days m
+        WHERE m.integration_id = t.integration_id AND m.day = t.day
+    ) agg
+    ON CONFLICT (integration_id, day) DO UPDATE SET
+        member_days = EXCLUDED.member_days,
+        active_users = EXCLUDED.active_users,
+        requests = EXCLUDED.requests,
+        charged_cents = EXCLUDED.charged_cents
+), models AS (
+    SELECT t.integration_id, t.day, agg.model, agg.requests, agg.charged_cents
+    FROM touched t
+    CROSS JOIN LATERAL (
+        SELECT m.model, sum(m.requests)::bigint AS requests,
+               sum(m.charged_cents) AS charged_cents
+        FROM member_day_models m
+        WHERE m.integration_id = t.integration_id AND m.day = t.day
+        GROUP BY m.model
+    ) agg
+), kept AS (
+    INSERT INTO daily_model_rollups AS r (integration_id, day, model, requests, charged_cents)
+    SELECT integration_id, day, model, requests, charged_cents FROM models
+    ON CONFLICT (integration_id, day, model) DO UPDATE SET
+        requests = EXCLUDED.requests,
+        charged_cents = EXCLUDED.charged_cents
+)
 DELETE FROM daily_model_rollups r
-USING unnest($1::uuid[], $2::date[]) AS t(integration_id, day)
+USING touched t
 WHERE r.integration_id = t.integration_id AND r.day = t.day
-"""
-
-_INSERT_MODEL_ROLLUPS: Final = """
-INSERT INTO daily_model_rollups (integration_id, day, model, requests, charged_cents)
-SELECT t.integration_id, t.day, agg.model, agg.requests, agg.charged_cents
-FROM unnest($1::uuid[], $2::date[]) AS t(integration_id, day)
-CROSS JOIN LATERAL (
-    SELECT m.model, sum(m.requests)::bigint AS requests, sum(m.charged_cents) AS charged_cents
-    FROM member_day_models m
-    WHERE m.integration_id = t.integration_id AND m.day = t.day
-    GROUP BY m.model
-) agg
+  AND NOT EXISTS (
+      SELECT 1 FROM models m
+      WHERE m.integration_id = r.integration_id AND m.day = r.day AND m.model = r.model)
 """
 
 _UPSERT_SNAPSHOT: Final = """
@@ -252,12 +265,18 @@ ON CONFLICT (integration_id) DO UPDATE SET
 WHERE s.changed_at <= EXCLUDED.changed_at
 """
 
+# The org's connected integrations with freshness, cycle snapshot, daily rollups (as arrays) and
+# model totals, in one round trip. The model totals count only the days the viewer may see:
+# every day for admins ($5), else days with at least the org's min_group_size active members
+# ($6 when the org set no policy), whose policy comes back with each row.
 _PROVIDERS: Final = """
 SELECT i.integration_id, i.provider, s.state, s.data_through, s.last_success_at,
        c.cycle_start, c.total_cents AS cycle_total_cents, c.spenders AS cycle_spenders,
+       o.members_can_see_spend, o.min_group_size,
        r.days, r.member_days, r.active_users, r.requests, r.charged_cents,
        mo.models, mo.model_requests
 FROM integrations i
+LEFT JOIN org_settings o ON o.org_id = i.org_id
 LEFT JOIN sync_status s ON s.integration_id = i.integration_id
 LEFT JOIN cycle_snapshots c ON c.integration_id = i.integration_id
 CROSS JOIN LATERAL (
@@ -274,7 +293,7 @@ CROSS JOIN LATERAL (
         FROM daily_model_rollups m
         JOIN daily_rollups d ON d.integration_id = m.integration_id AND d.day = m.day
         WHERE m.integration_id = i.integration_id AND m.day BETWEEN $3 AND $4
-          AND d.active_users >= $5
+          AND d.active_users >= CASE WHEN $5 THEN 0 ELSE coalesce(o.min_group_size, $6) END
         GROUP BY m.model
     ) x
 ) mo
@@ -322,6 +341,11 @@ class MetricsRepository:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
 
+    @staticmethod
+    async def prepare_connection(conn: asyncpg.Connection[Any]) -> None:
+        """Per-connection setup (the pool's init hook): the ingest's staging tables."""
+        await conn.execute(_STAGE_TABLES)
+
     async def ping(self) -> None:
         async with self._pool.acquire(timeout=3) as conn:
             await conn.fetchval("SELECT 1")
@@ -329,7 +353,7 @@ class MetricsRepository:
     # --- ingest -------------------------------------------------------------------------------
 
     async def store_usage(
-        self, usage: UsageRows, snapshots: Sequence[SnapshotRows]
+        self, usage: UsageCopy, snapshots: Sequence[SnapshotRows]
     ) -> StoreOutcome:
         """Upsert member days (with their models) and spend snapshots, and recompute the rollups
         of every touched day, in one transaction."""
@@ -342,7 +366,6 @@ class MetricsRepository:
         written_days = 0
         written_snapshots = 0
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(_STAGE_TABLES)
             await conn.execute(_LOCK_INTEGRATIONS, sorted({integration_lock_key(i) for i in ids}))
             await conn.execute(
                 _PLACEHOLDER_INTEGRATIONS,
@@ -350,17 +373,15 @@ class MetricsRepository:
                 [integrations[i][0] for i in ids],
                 [integrations[i][1] for i in ids],
             )
-            if usage.member_days:
+            if usage.member_day_count:
                 written_days = await self._upsert_member_days(conn, usage)
             for snapshot in snapshots:
                 written_snapshots += await self._upsert_snapshot(conn, snapshot)
         return StoreOutcome(written_days, written_snapshots)
 
     @staticmethod
-    async def _upsert_member_days(conn: Connection, usage: UsageRows) -> int:
-        await conn.copy_records_to_table(
-            "stage_member_days", records=usage.member_days, columns=MEMBER_DAY_COLUMNS
-        )
+    async def _upsert_member_days(conn: Connection, usage: UsageCopy) -> int:
+        await _copy_text(conn, "stage_member_days", usage.member_days, MEMBER_DAY_COLUMNS)
         touched = await conn.fetch(_UPSERT_MEMBER_DAYS)
         if not touched:
             return 0
@@ -368,21 +389,17 @@ class MetricsRepository:
         replaced = any(row["replaced"] for row in touched)
         if replaced:
             await conn.execute(_DELETE_REPLACED_MODELS)
-        if usage.models and accepted == len(usage.member_days) and not replaced:
+        if usage.model_count and accepted == usage.member_day_count and not replaced:
             # Every member day is new: its models cannot exist yet, so they go straight in.
-            await conn.copy_records_to_table(
-                "member_day_models", records=usage.models, columns=MODEL_COLUMNS
-            )
-        elif usage.models:
-            await conn.copy_records_to_table(
-                "stage_member_day_models", records=usage.models, columns=MODEL_COLUMNS
-            )
+            await _copy_text(conn, "member_day_models", usage.models, MODEL_COLUMNS)
+        elif usage.model_count:
+            await _copy_text(conn, "stage_member_day_models", usage.models, MODEL_COLUMNS)
             await conn.execute(_INSERT_ACCEPTED_MODELS)
-        ids = [row["integration_id"] for row in touched]
-        days = [row["day"] for row in touched]
-        await conn.execute(_REFRESH_DAILY, ids, days)
-        await conn.execute(_DELETE_MODEL_ROLLUPS, ids, days)
-        await conn.execute(_INSERT_MODEL_ROLLUPS, ids, days)
+        await conn.execute(
+            _REFRESH_ROLLUPS,
+            [row["integration_id"] for row in touched],
+            [row["day"] for row in touched],
+        )
         return accepted
 
     @staticmethod
@@ -490,14 +507,25 @@ class MetricsRepository:
         return Policy(row["members_can_see_spend"], row["min_group_size"])
 
     async def provider_data(
-        self, org_id: str, provider: str | None, day_range: DayRange, min_active: int
-    ) -> list[ProviderData]:
-        """Rollups of the org's connected integrations over the range; model totals only over
-        days with at least ``min_active`` active members."""
+        self, org_id: str, provider: str | None, day_range: DayRange, *, is_admin: bool
+    ) -> tuple[Policy, list[ProviderData]]:
+        """The org's privacy policy and the rollups of its connected integrations over the
+        range, in one query; model totals only over the days the viewer may see (see
+        :func:`koalr_metrics.analytics.visible_threshold`). With no integration to show, the
+        policy is not read and the defaults come back."""
         rows = await self._pool.fetch(
-            _PROVIDERS, org_id, provider, day_range.start, day_range.end, min_active
+            _PROVIDERS,
+            org_id,
+            provider,
+            day_range.start,
+            day_range.end,
+            is_admin,
+            DEFAULT_POLICY.min_group_size,
         )
-        return [_provider_data(row) for row in rows]
+        policy = DEFAULT_POLICY
+        if rows and rows[0]["min_group_size"] is not None:
+            policy = Policy(rows[0]["members_can_see_spend"], rows[0]["min_group_size"])
+        return policy, [_provider_data(row) for row in rows]
 
     async def member_activity(
         self, org_id: str, provider: str | None, day_range: DayRange
@@ -515,6 +543,15 @@ class MetricsRepository:
             )
             for row in rows
         ]
+
+
+async def _copy_text(conn: Connection, table: str, data: bytes, columns: Sequence[str]) -> None:
+    """``COPY table (columns) FROM STDIN`` in text format, from already rendered lines."""
+
+    async def source() -> AsyncIterator[bytes]:
+        yield data
+
+    await conn.copy_to_table(table, source=source(), columns=columns, format="text")
 
 
 def _provider_data(row: asyncpg.Record) -> ProviderData:

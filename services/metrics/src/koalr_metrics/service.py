@@ -9,7 +9,8 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
+from uuid import UUID
 
 from prometheus_client import Counter, Histogram
 
@@ -20,18 +21,17 @@ from koalr_metrics.analytics import (
     Policy,
     members_document,
     summary_document,
-    visible_threshold,
 )
+from koalr_metrics.decoder import UsageDecoder
 from koalr_metrics.ingest import (
+    NO_USAGE,
+    PreparedUsage,
     Record,
     Rejected,
-    Sourced,
-    UsageBatch,
-    UsageBatchBuilder,
     decode_integration_batch,
     decode_sync_status_batch,
-    snapshot_rows,
-    usage_rows,
+    decode_usage,
+    usage_copy,
 )
 from koalr_metrics.repository import MetricsRepository, is_transient
 from koalr_runtime.auth import Principal, authorize
@@ -39,11 +39,6 @@ from koalr_runtime.kafka import dead_letter_for
 from koalr_runtime.logs import bind_correlation, get_logger
 
 log = get_logger(__name__)
-
-T = TypeVar("T")
-
-_DECODE_SLICE = 50
-"""Records decoded between two yields to the event loop."""
 
 RECORDS = Counter(
     "koalr_metrics_records_total",
@@ -73,10 +68,15 @@ class IngestStats:
     """Counters of one service instance (the Prometheus ones are process-wide)."""
 
     batches: int = 0
+    """Usage batches stored (and so committed, or left to a rebalance's new owner)."""
     records: int = 0
     member_days_written: int = 0
     dead_lettered: int = 0
     failed_attempts: int = 0
+    batches_received: int = 0
+    """Usage batches handed to the decoder, including those later left for a re-read."""
+    batches_left_for_later: int = 0
+    """Usage batches read before a failed batch was sought back, dropped to be read again."""
 
 
 class Backoff:
@@ -96,6 +96,20 @@ class Backoff:
         self._next_s = self._initial_s
 
 
+@dataclass(frozen=True, slots=True)
+class SubmittedUsage:
+    """A consumed batch of the usage topic whose chunks are being decoded."""
+
+    records: Sequence[Record]
+    chunks: list[Sequence[Record]]
+    decoding: list[asyncio.Future[PreparedUsage]]
+
+    def cancel(self) -> None:
+        """Drop the decoding still pending (the batch will not be stored)."""
+        for future in self.decoding:
+            future.cancel()
+
+
 def utc_today() -> date:
     return datetime.now(UTC).date()
 
@@ -103,106 +117,127 @@ def utc_today() -> date:
 class IngestService:
     """Stores what the three consumed topics say and names what goes to the dead-letter topic.
 
-    Each method handles one consumed batch in one transaction and returns the dead letters to
-    publish. It raises :class:`StoreUnavailable` when PostgreSQL is unreachable or overloaded:
-    the caller then retries the same batch later and commits nothing. A batch PostgreSQL
-    refuses outright is retried record by record, and only the records it refuses are
-    dead-lettered.
+    Each method stores one consumed batch (the usage ones in chunks, one transaction each) and
+    returns the dead letters to publish. It raises :class:`StoreUnavailable` when PostgreSQL is
+    unreachable or overloaded: the caller then retries the same batch later and commits
+    nothing. A chunk PostgreSQL refuses outright is retried record by record, and only the
+    records it refuses are dead-lettered.
     """
 
     def __init__(
         self,
         repository: MetricsRepository,
         *,
+        decoder: UsageDecoder,
         usage_group: str,
         integrations_group: str,
         sync_status_group: str,
         chunk_records: int = 1000,
     ) -> None:
         self._repo = repository
+        self._decoder = decoder
         self._usage_group = usage_group
         self._integrations_group = integrations_group
         self._sync_status_group = sync_status_group
         self._chunk_records = chunk_records
         self.stats = IngestStats()
 
-    async def ingest_usage(self, records: Sequence[Record]) -> list[DeadLetter]:
-        """Store a consumed batch of usage records; returns the dead letters to publish.
+    def submit_usage(self, records: Sequence[Record]) -> SubmittedUsage:
+        """Start decoding a consumed batch of usage records: it is cut into chunks, all handed
+        to the decoder at once (workers decode them while earlier writes go on)."""
+        chunks = [
+            records[start : start + self._chunk_records]
+            for start in range(0, len(records), self._chunk_records)
+        ]
+        decoding = [self._decoder.submit(c[0].topic, [r.value for r in c]) for c in chunks]
+        self.stats.batches_received += 1
+        return SubmittedUsage(records, chunks, decoding)
 
-        The batch is written in chunks, one transaction each, in offset order (so a newer
-        record in a later chunk still wins). Decoding a chunk (CPU, in this process) overlaps
-        with the database writing the previous one (in PostgreSQL's process); offsets are
-        committed by the caller only after every chunk is written.
+    async def store_usage(self, submitted: SubmittedUsage) -> list[DeadLetter]:
+        """Store a submitted batch; returns the dead letters to publish.
+
+        The chunks are written one transaction each, in offset order (so a newer record in a
+        later chunk still wins), each as soon as it is decoded and the previous write is
+        committed, so decoding (worker processes) overlaps with writing (PostgreSQL). Offsets
+        are committed by the caller only after every chunk is written.
         """
         rejected: list[Rejected] = []
         written = 0
         writing: asyncio.Task[tuple[int, list[Rejected]]] | None = None
         try:
             with BATCH_SECONDS.labels("usage").time():
-                for start in range(0, len(records), self._chunk_records):
-                    batch = await self._decode_usage(records[start : start + self._chunk_records])
-                    rejected.extend(batch.rejected)
+                for chunk, decoded in zip(submitted.chunks, submitted.decoding, strict=True):
+                    prepared = await decoded
+                    rejected.extend(
+                        Rejected(chunk[r.index], r.error, r.org_id, r.integration_id)
+                        for r in prepared.rejected
+                    )
                     if writing is not None:
                         chunk_written, refused = await writing
                         written += chunk_written
                         rejected.extend(refused)
-                    writing = asyncio.create_task(self._write_usage(batch))
+                    writing = asyncio.create_task(self._write_chunk(chunk, prepared))
                 if writing is not None:
                     chunk_written, refused = await writing
                     written += chunk_written
                     rejected.extend(refused)
         finally:
+            submitted.cancel()
             if writing is not None and not writing.done():
                 writing.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await writing
         self.stats.batches += 1
-        self.stats.records += len(records)
+        self.stats.records += len(submitted.records)
         self.stats.member_days_written += written
         return self._dead_letters(rejected, self._usage_group, "usage")
 
-    @staticmethod
-    async def _decode_usage(records: Sequence[Record]) -> UsageBatch:
-        """Decode in slices, yielding in between so a pending write can make progress."""
-        builder = UsageBatchBuilder()
-        for index, record in enumerate(records, start=1):
-            builder.add(record)
-            if index % _DECODE_SLICE == 0:
-                await asyncio.sleep(0)
-        return builder.build()
-
-    async def _write_usage(self, batch: UsageBatch) -> tuple[int, list[Rejected]]:
-        usage = [u.event for u in batch.usage]
-        snapshots = [snapshot_rows(s.event) for s in batch.snapshots]
+    async def _write_chunk(
+        self, chunk: Sequence[Record], prepared: PreparedUsage
+    ) -> tuple[int, list[Rejected]]:
+        snapshots = [rows for _, rows in prepared.snapshots]
         try:
-            outcome = await self._repo.store_usage(usage_rows(usage), snapshots)
+            outcome = await self._repo.store_usage(prepared.rows, snapshots)
         except Exception as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
-            log.warning("ingest.chunk_refused", error=str(exc), records=len(usage))
-            written, refused = await self._usage_one_by_one(batch.usage, batch.snapshots)
+            log.warning(
+                "ingest.chunk_refused", error=str(exc), records=prepared.rows.member_day_count
+            )
+            written, refused = await self._usage_one_by_one(chunk, prepared)
         else:
             written, refused = outcome.member_days, []
-        RECORDS.labels("usage", "stored").inc(len(usage) + len(snapshots) - len(refused))
-        RECORDS.labels("usage", "superseded_in_batch").inc(batch.superseded)
+        stored = prepared.rows.member_day_count + len(snapshots) - len(refused)
+        RECORDS.labels("usage", "stored").inc(stored)
+        RECORDS.labels("usage", "superseded_in_batch").inc(prepared.superseded)
         return written, refused
 
     async def _usage_one_by_one(
-        self, usage: Sequence[Sourced[Any]], snapshots: Sequence[Sourced[Any]]
+        self, chunk: Sequence[Record], prepared: PreparedUsage
     ) -> tuple[int, list[Rejected]]:
+        """Store a chunk PostgreSQL refused record by record; name the records it refuses."""
         written = 0
         refused: list[Rejected] = []
-        for item in usage:
+        for index in prepared.sources:
+            record = chunk[index]
+            # Decoded again here (rare path): the worker sent text, not the event.
+            ((_, event),) = decode_usage(record.topic, [record.value]).usage
             rejected = await self._isolated(
-                item, lambda e: self._repo.store_usage(usage_rows([e]), [])
+                record,
+                event.org_id,
+                event.integration_id,
+                self._repo.store_usage(usage_copy([event]), []),
             )
             if rejected is None:
                 written += 1
             else:
                 refused.append(rejected)
-        for item in snapshots:
+        for index, snapshot in prepared.snapshots:
             rejected = await self._isolated(
-                item, lambda e: self._repo.store_usage(usage_rows([]), [snapshot_rows(e)])
+                chunk[index],
+                snapshot.org_id,
+                snapshot.integration_id,
+                self._repo.store_usage(NO_USAGE, [snapshot]),
             )
             if rejected is not None:
                 refused.append(rejected)
@@ -210,16 +245,16 @@ class IngestService:
 
     @staticmethod
     async def _isolated(
-        item: Sourced[Any], store: Callable[[Any], Awaitable[object]]
+        record: Record, org_id: str, integration_id: UUID, store: Awaitable[object]
     ) -> Rejected | None:
         """Store one event on its own; a refusal becomes a :class:`Rejected`."""
         try:
-            await store(item.event)
+            await store
         except Exception as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
             error = StoreRefused(f"PostgreSQL refused the record: {exc}")
-            return Rejected(item.record, error, item.event.org_id, item.event.integration_id)
+            return Rejected(record, error, org_id, integration_id)
         return None
 
     async def project_integrations(self, records: Sequence[Record]) -> list[DeadLetter]:
@@ -233,7 +268,10 @@ class IngestService:
                 raise StoreUnavailable(str(exc)) from exc
             for item in batch.events:
                 refused = await self._isolated(
-                    item, lambda e: self._repo.apply_integration_events([e])
+                    item.record,
+                    item.event.org_id,
+                    item.event.integration_id,
+                    self._repo.apply_integration_events([item.event]),
                 )
                 if refused is not None:
                     rejected.append(refused)
@@ -256,8 +294,13 @@ class IngestService:
         except Exception as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
-            for item in batch.events:
-                refused = await self._isolated(item, lambda e: self._repo.apply_sync_statuses([e]))
+            for sync in batch.events:
+                refused = await self._isolated(
+                    sync.record,
+                    sync.event.org_id,
+                    sync.event.integration_id,
+                    self._repo.apply_sync_statuses([sync.event]),
+                )
                 if refused is not None:
                     rejected.append(refused)
         RECORDS.labels("sync_status", "applied").inc(len(events))
@@ -304,10 +347,11 @@ class AnalyticsService:
     ) -> dict[str, Any]:
         authorize(principal, org_id, admin_only=False)
         day_range = DayRange.ending(self._today(), days)
-        policy = DEFAULT_POLICY if principal.is_admin else await self._repo.org_policy(org_id)
-        providers = await self._repo.provider_data(
-            org_id, provider, day_range, visible_threshold(principal.is_admin, policy)
+        policy, providers = await self._repo.provider_data(
+            org_id, provider, day_range, is_admin=principal.is_admin
         )
+        if principal.is_admin:
+            policy = DEFAULT_POLICY  # nothing is suppressed or hidden for admins
         return summary_document(org_id, principal.role, day_range, providers, policy=policy)
 
     async def members(

@@ -14,9 +14,15 @@ class MetricsSettings(ServiceSettings, AuthSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8003, ge=0, le=65535)
     db_schema: str = Field(default="metrics", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    db_pool_min_size: int = Field(default=2, ge=1)
-    db_pool_max_size: int = Field(default=10, ge=1)
-    db_command_timeout_s: float = Field(default=30.0, gt=0)
+    db_pool_min_size: int = Field(
+        default=2, ge=1, description="PostgreSQL connections kept open by the API and ingest."
+    )
+    db_pool_max_size: int = Field(
+        default=10, ge=1, description="Most PostgreSQL connections one process opens."
+    )
+    db_command_timeout_s: float = Field(
+        default=30.0, gt=0, description="A database statement taking longer than this fails."
+    )
 
     ingest_group: str = Field(
         default="metrics-ingest",
@@ -31,13 +37,20 @@ class MetricsSettings(ServiceSettings, AuthSettings):
         description="Consumer group of the sync-status projection.",
     )
     ingest_max_records: int = Field(
-        default=5000, ge=1, le=20_000, description="Most records consumed in one batch."
+        default=20_000, ge=1, le=50_000, description="Most records consumed in one batch."
     )
     ingest_chunk_records: int = Field(
         default=1000,
         ge=1,
         description="Records per transaction inside a batch; decoding the next chunk overlaps "
         "with writing this one.",
+    )
+    ingest_decode_workers: int = Field(
+        default=1,
+        ge=0,
+        le=32,
+        description="Worker processes that decode and validate usage records (0: decode in the "
+        "service process itself).",
     )
     ingest_batch_timeout_ms: int = Field(
         default=200, ge=1, description="Longest wait for a batch to fill before it is stored."
