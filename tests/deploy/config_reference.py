@@ -16,10 +16,30 @@ from koalr_runtime.settings import env_names
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "configuration.md"
 SERVICES = [
-    ("connector", "koalr_connector.settings", "ConnectorSettings", "HTTP API for the platform, port 8001"),
-    ("syncer", "koalr_syncer.settings", "SyncerSettings", "sync workers and scheduler, health on port 8002"),
-    ("metrics", "koalr_metrics.settings", "MetricsSettings", "ingest and the AI Analytics API, port 8003"),
-    ("sandbox", "koalr_sandbox.settings", "SandboxSettings", "Cursor API stand-in for tests and the demo, port 8010"),
+    (
+        "connector",
+        "koalr_connector.settings",
+        "ConnectorSettings",
+        "HTTP API for the platform, port 8001",
+    ),
+    (
+        "syncer",
+        "koalr_syncer.settings",
+        "SyncerSettings",
+        "sync workers and scheduler, health on port 8002",
+    ),
+    (
+        "metrics",
+        "koalr_metrics.settings",
+        "MetricsSettings",
+        "ingest and the AI Analytics API, port 8003",
+    ),
+    (
+        "sandbox",
+        "koalr_sandbox.settings",
+        "SandboxSettings",
+        "Cursor API stand-in for tests and the demo, port 8010",
+    ),
 ]
 
 HEADER = """# Configuration reference
