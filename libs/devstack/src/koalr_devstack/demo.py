@@ -203,7 +203,7 @@ def wait_for_backfill(demo: Demo, business_id: str, team_id: str, started: float
             and freshness.get("state") == "idle"
         ):
             return time.monotonic() - started
-        time.sleep(1.0)
+        time.sleep(0.2)
     raise TimeoutError(f"the backfill did not finish within {BACKFILL_TIMEOUT_S:.0f} s")
 
 
