@@ -241,3 +241,30 @@ def test_killing_a_worker_and_metrics_mid_backfill_loses_nothing(
             if not syncer.running:
                 syncer.start()
                 syncer.wait_ready()
+
+
+def test_every_service_serves_health_readiness_metrics_and_openapi(platform: Platform) -> None:
+    stack = platform.stack
+    for process in [stack.connector, *stack.syncers, stack.metrics]:
+        for path in ("/healthz", "/readyz"):
+            response = platform.http.get(process.base_url + path)
+            assert response.status_code == 200, (process.name, path, response.text)
+        metrics = platform.http.get(process.base_url + "/metrics")
+        assert metrics.status_code == 200
+        assert "koalr_http_requests_total" in metrics.text, process.name
+        spec = platform.http.get(process.base_url + "/openapi.json")
+        assert spec.status_code == 200
+        assert spec.json()["openapi"].startswith("3."), process.name
+    connector_paths = platform.http.get(stack.connector.base_url + "/openapi.json").json()["paths"]
+    assert set(connector_paths) == {
+        "/v1/orgs/{org_id}/integrations",
+        "/v1/orgs/{org_id}/integrations/{integration_id}",
+        "/v1/orgs/{org_id}/integrations/{integration_id}/credentials",
+        "/v1/orgs/{org_id}/integrations/{integration_id}/sync",
+    }
+    metrics_paths = platform.http.get(stack.metrics.base_url + "/openapi.json").json()["paths"]
+    assert {
+        "/v1/orgs/{org_id}/ai-analytics/summary",
+        "/v1/orgs/{org_id}/ai-analytics/members",
+        "/v1/orgs/{org_id}/ai-analytics/settings",
+    } <= set(metrics_paths)
