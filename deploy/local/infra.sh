@@ -141,7 +141,13 @@ kafka_status() {
 
 # --- PostgreSQL -----------------------------------------------------------------------------
 
-pg_version() { ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n 1; }
+# The newest installed PostgreSQL *server* (a client-only install has no bin/postgres).
+pg_version() {
+  local v
+  for v in $(ls /usr/lib/postgresql 2>/dev/null | sort -V -r); do
+    [ -x "/usr/lib/postgresql/$v/bin/postgres" ] && { echo "$v"; return; }
+  done
+}
 
 pg_install() {
   if [ -n "$(pg_version)" ] && command -v pg_createcluster >/dev/null; then return 0; fi
