@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pydantic import SecretStr
 
 from bench.common import Measurement
 from koalr_contracts import ModelUsage, UsageRecord, encode_event, topics
+from koalr_devstack.processes import free_port
 from koalr_metrics.ingest import usage_rows
 from koalr_metrics.repository import MEMBER_DAY_COLUMNS, MODEL_COLUMNS
 from koalr_metrics.settings import MetricsSettings
@@ -188,7 +188,7 @@ async def _ingest(settings: MetricsSettings) -> list[Measurement]:
     model_rows = len(rows.models)
 
     load_before = os.getloadavg()[0]
-    port = _free_port()
+    port = free_port()
     process = _start_server(settings, port)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
@@ -350,13 +350,6 @@ async def _generate(dsn: str) -> tuple[int, float]:
     return member_days, time.perf_counter() - started
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 class _Client:
     """A minimal HTTP/1.1 keep-alive client: the load generator must cost less than the server."""
 
@@ -494,7 +487,7 @@ async def _summary(settings: MetricsSettings) -> list[Measurement]:
         flush=True,
     )
     member_days, generate_s = await _generate(settings.database_url)
-    port = _free_port()
+    port = free_port()
     process = _start_server(settings, port)
     try:
         await _wait_ready(port, process)

@@ -15,10 +15,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -28,16 +24,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
 from bench.common import Measurement
 from koalr_contracts import IntegrationConnected, SyncStatusChanged, decode_event, topics
 from koalr_devstack.databases import scratch_database
+from koalr_devstack.kafka import wait_for_group
+from koalr_devstack.processes import ServiceProcess, free_port
 from koalr_runtime.kafka import ensure_topics, make_broker, publish_event
 from koalr_runtime.sealing import Sealer, generate_key_entry
 from koalr_runtime.settings import (
@@ -55,13 +52,6 @@ READY_TIMEOUT_S = 60.0
 LOGS = Path(os.environ.get("BENCH_LOG_DIR") or tempfile.gettempdir()) / "koalr-bench-syncer"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _infra() -> tuple[str, str]:
     return (
         os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA_BOOTSTRAP_SERVERS),
@@ -69,54 +59,22 @@ def _infra() -> tuple[str, str]:
     )
 
 
-@dataclass
-class Process:
-    popen: subprocess.Popen[bytes]
-    url: str
-    log: IO[bytes]
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
-        self.log.close()
-
-
-def _spawn(args: list[str], env: dict[str, str], port: int, name: str) -> Process:
-    LOGS.mkdir(parents=True, exist_ok=True)
-    log = (LOGS / f"{name}.log").open("wb")
-    popen = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-    return Process(popen, f"http://127.0.0.1:{port}", log)
-
-
-async def _wait_ready(process: Process, path: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    async with httpx.AsyncClient(timeout=3) as http:
-        while True:
-            if process.popen.poll() is not None:
-                raise RuntimeError(f"{process.url} exited early; see {LOGS}")
-            try:
-                if (await http.get(process.url + path)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{process.url} was not ready in time; see {LOGS}")
-            await asyncio.sleep(0.2)
-
-
 @asynccontextmanager
 async def sandbox_process() -> AsyncIterator[str]:
-    port = _free_port()
-    env = dict(os.environ, SANDBOX_PORT=str(port), SANDBOX_LOG_LEVEL="warning")
-    process = _spawn([sys.executable, "-m", "koalr_sandbox"], env, port, "sandbox")
+    port = free_port()
+    process = ServiceProcess(
+        name="sandbox",
+        module="koalr_sandbox",
+        args=[],
+        env={"SANDBOX_PORT": str(port), "SANDBOX_LOG_LEVEL": "warning"},
+        port=port,
+        log_dir=LOGS,
+        ready_path="/healthz",
+    )
+    process.start()
     try:
-        await _wait_ready(process, "/healthz")
-        yield process.url
+        await process.wait_ready_async(READY_TIMEOUT_S)
+        yield process.base_url
     finally:
         process.stop()
 
@@ -141,40 +99,40 @@ class Scenario:
         )
 
     def worker_env(self, port: int, extra: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCER_")}
-        env.update(
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
-                "DATABASE_URL": self.database_url,
-                "KOALR_TOPIC_NAMESPACE": self.namespace,
-                "KOALR_TOPIC_PARTITIONS": str(PARTITIONS),
-                "KOALR_SEALING_KEYS": self.keys,
-                "CURSOR_API_BASE_URL": self.sandbox_url,
-                "LOG_LEVEL": "WARNING",
-                "LOG_FORMAT": "json",
-                "SYNCER_PORT": str(port),
-            }
-        )
-        env.update(extra)
-        return env
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            "DATABASE_URL": self.database_url,
+            "KOALR_TOPIC_NAMESPACE": self.namespace,
+            "KOALR_TOPIC_PARTITIONS": str(PARTITIONS),
+            "KOALR_SEALING_KEYS": self.keys,
+            "CURSOR_API_BASE_URL": self.sandbox_url,
+            "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "json",
+            "SYNCER_PORT": str(port),
+            **extra,
+        }
 
-    async def start_workers(self, count: int, extra: dict[str, str]) -> list[Process]:
+    async def start_workers(self, count: int, extra: dict[str, str]) -> list[ServiceProcess]:
         workers = []
         for i in range(count):
-            port = _free_port()
-            workers.append(
-                _spawn(
-                    [sys.executable, "-m", "koalr_syncer", "serve"],
-                    self.worker_env(port, extra),
-                    port,
-                    f"{self.namespace}-worker-{i}",
-                )
+            port = free_port()
+            worker = ServiceProcess(
+                name=f"{self.namespace}-worker-{i}",
+                module="koalr_syncer",
+                args=["serve"],
+                env=self.worker_env(port, extra),
+                port=port,
+                log_dir=LOGS,
+                drop_env_prefixes=("SYNCER_",),
             )
+            worker.start()
+            workers.append(worker)
         for worker in workers:
-            await _wait_ready(worker, "/readyz")
+            await worker.wait_ready_async(READY_TIMEOUT_S)
         consumers = count * int(extra.get("SYNCER_WORKER_CONCURRENCY", "3"))
-        await _wait_for_group(self.kafka, f"{self.namespace}.syncer-workers", consumers)
-        await _wait_for_group(self.kafka, f"{self.namespace}.syncer-registry", count)
+        groups = {"syncer-workers": consumers, "syncer-registry": count}
+        for group, members in groups.items():
+            await wait_for_group(self.kafka, f"{self.namespace}.{group}", members, READY_TIMEOUT_S)
         return workers
 
 
@@ -189,27 +147,6 @@ async def scenario(sandbox_url: str) -> AsyncIterator[Scenario]:
             sandbox_url=sandbox_url,
             kafka=kafka,
         )
-
-
-async def _wait_for_group(bootstrap: str, group: str, members: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            consumers = -1
-            stable = False
-            for response in await admin.describe_consumer_groups([group]):
-                for description in response.groups:
-                    stable = description[2] == "Stable"
-                    consumers = len(description[5])
-            if stable and consumers == members:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"group {group} did not settle with {members} members")
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
 
 
 def _integration_id(partition: int, taken: set[uuid.UUID]) -> uuid.UUID:
@@ -282,14 +219,8 @@ async def _backfill(
         await consumer.stop()
 
 
-async def _records_published(workers: Sequence[Process]) -> float:
-    total = 0.0
-    async with httpx.AsyncClient(timeout=5) as http:
-        for worker in workers:
-            for line in (await http.get(worker.url + "/metrics")).text.splitlines():
-                if line.startswith("koalr_syncer_usage_records_total "):
-                    total += float(line.split()[1])
-    return total
+async def _records_published(workers: Sequence[ServiceProcess]) -> float:
+    return sum([await w.metric_total("koalr_syncer_usage_records_total") for w in workers])
 
 
 async def throughput(sandbox_url: str) -> list[Measurement]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -60,13 +59,6 @@ def token(
 
 def auth(org_id: str, **kwargs: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(org_id, **kwargs)}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def new_org() -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -11,6 +10,7 @@ import pytest
 
 from koalr_connector.errors import InvalidApiKeyError, ProviderUnavailableError
 from koalr_connector.providers.cursor import CursorClient
+from koalr_devstack.processes import free_port
 from koalr_sandbox.testing import SandboxClient
 
 
@@ -93,9 +93,7 @@ async def test_a_stalled_provider_is_unavailable_within_the_budget(
 
 
 async def test_an_unreachable_provider_is_unavailable() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
         with pytest.raises(ProviderUnavailableError, match="could not be reached"):
             await CursorClient(http, timeout_s=5).detect_plan("crsr_" + "a" * 64)

@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from koalr_contracts import IntegrationConnected, SyncStatusChanged, encode_event, topics
+from koalr_devstack.processes import free_port
 from koalr_runtime.sealing import Sealer
 from koalr_sandbox.testing import SandboxClient
 from tests.connector.conftest import (
@@ -19,7 +20,6 @@ from tests.connector.conftest import (
     TopicTail,
     auth,
     connect_cursor,
-    free_port,
     make_settings,
     new_org,
     running_app,

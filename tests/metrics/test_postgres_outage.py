@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from koalr_contracts import UsageRecord, topics
+from koalr_devstack.processes import free_port
 from tests.metrics.support import (
     Truth,
     auth,
@@ -42,13 +42,6 @@ INFRA = ROOT / "deploy" / "local" / "infra.sh"
 ORG = "org-outage"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def _run(*args: str, env: dict[str, str], timeout_s: float = 120) -> str:
     process = await asyncio.create_subprocess_exec(
         *args,
@@ -70,7 +63,7 @@ class DedicatedPostgres:
         self.env = {
             **os.environ,
             "KOALR_PG_CLUSTER": self.name,
-            "KOALR_PG_PORT": str(_free_port()),
+            "KOALR_PG_PORT": str(free_port()),
         }
         self.database_url = ""
         versions = [p.name for p in Path("/usr/lib/postgresql").iterdir()]

@@ -9,6 +9,7 @@ from uuid import UUID
 import pytest
 
 from koalr_contracts import topics
+from koalr_devstack.kafka import wait_for_group
 from koalr_runtime.sealing import Sealer
 from koalr_sandbox.testing import SandboxClient
 from koalr_syncer.settings import SyncerSettings
@@ -24,7 +25,7 @@ from tests.syncer.helpers import (
     wait_for,
     window,
 )
-from tests.syncer.processes import WorkerProcess, start_worker, wait_for_group
+from tests.syncer.processes import WorkerProcess, start_worker
 
 pytestmark = pytest.mark.integration
 

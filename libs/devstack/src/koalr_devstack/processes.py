@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -39,6 +40,8 @@ class ServiceProcess:
     port: int
     log_dir: Path
     ready_path: str = "/readyz"
+    drop_env_prefixes: tuple[str, ...] = ()
+    """Inherited variables with these prefixes are left out (only ``env`` configures them)."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _log: IO[bytes] | None = field(default=None, init=False)
 
@@ -55,7 +58,10 @@ class ServiceProcess:
             return
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
-        env = {**os.environ, **self.env}
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith(self.drop_env_prefixes)
+        }
+        env = {**inherited, **self.env}
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", self.module, *self.args],
             env=env,
@@ -101,6 +107,19 @@ class ServiceProcess:
         raise ProcessFailedError(
             f"{self.name} was not ready on {self.base_url}{self.ready_path} within "
             f"{timeout_s:.0f} s ({last_error}); last log lines:\n{self.tail()}"
+        )
+
+    async def wait_ready_async(self, timeout_s: float = 60.0) -> None:
+        await asyncio.to_thread(self.wait_ready, timeout_s)
+
+    async def metric_total(self, name: str) -> float:
+        """Sum of a Prometheus counter (all label sets) from the process's ``/metrics``."""
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            text = (await http.get(self.base_url + "/metrics")).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith((f"{name}{{", f"{name} "))
         )
 
     def kill(self) -> None:
