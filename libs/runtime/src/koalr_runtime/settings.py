@@ -79,6 +79,18 @@ class SealingSettings(BaseSettings):
     )
 
 
+class ProviderSettings(BaseSettings):
+    """Where the provider APIs live (connector and syncer call the same ones)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    cursor_api_base_url: str = Field(
+        default="https://api.cursor.com",
+        validation_alias=_env("CURSOR_API_BASE_URL"),
+        description="Base URL of the Cursor API (the sandbox's URL in tests and the demo).",
+    )
+
+
 class AuthSettings(BaseSettings):
     """The HS256 secret the platform signs its JWTs with (connector and metrics)."""
 

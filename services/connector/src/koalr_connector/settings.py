@@ -7,13 +7,18 @@ the unprefixed ``CURSOR_API_BASE_URL`` like those shared fields, because the syn
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from koalr_runtime.settings import AuthSettings, SealingSettings, ServiceSettings
+from koalr_runtime.settings import (
+    AuthSettings,
+    ProviderSettings,
+    SealingSettings,
+    ServiceSettings,
+)
 
 
-class ConnectorSettings(ServiceSettings, SealingSettings, AuthSettings):
+class ConnectorSettings(ServiceSettings, ProviderSettings, SealingSettings, AuthSettings):
     model_config = SettingsConfigDict(
         env_prefix="CONNECTOR_", extra="ignore", populate_by_name=True
     )
@@ -24,11 +29,6 @@ class ConnectorSettings(ServiceSettings, SealingSettings, AuthSettings):
         default="connector", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Own schema."
     )
 
-    cursor_api_base_url: str = Field(
-        default="https://api.cursor.com",
-        validation_alias=AliasChoices("CURSOR_API_BASE_URL", "cursor_api_base_url"),
-        description="Base URL of the Cursor API (the sandbox's URL in tests and the demo).",
-    )
     provider_timeout_s: float = Field(
         default=10.0,
         gt=0,

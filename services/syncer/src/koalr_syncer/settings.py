@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from koalr_runtime.settings import SealingSettings, ServiceSettings
+from koalr_runtime.settings import ProviderSettings, SealingSettings, ServiceSettings
 
 
-class SyncerSettings(ServiceSettings, SealingSettings):
+class SyncerSettings(ServiceSettings, ProviderSettings, SealingSettings):
     model_config = SettingsConfigDict(env_prefix="SYNCER_", extra="ignore", populate_by_name=True)
 
     host: str = "127.0.0.1"
@@ -23,11 +23,6 @@ class SyncerSettings(ServiceSettings, SealingSettings):
     db_schema: str = "syncer"
 
     # --- the provider ---------------------------------------------------------------------
-    cursor_api_base_url: str = Field(
-        default="https://api.cursor.com",
-        validation_alias=AliasChoices("CURSOR_API_BASE_URL", "cursor_api_base_url"),
-        description="Base URL of the Cursor Admin API (the sandbox's URL in tests and demos).",
-    )
     http_connect_timeout_s: float = Field(
         default=10.0, gt=0, description="Time allowed to open a connection to the provider."
     )
