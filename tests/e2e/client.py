@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -13,15 +12,9 @@ import httpx
 
 from koalr_devstack.stack import Stack
 from koalr_devstack.tokens import make_token
+from koalr_sandbox.testing import decimal_json
 
 T = TypeVar("T")
-
-
-def decimal_json(response: httpx.Response) -> Any:
-    """Parse JSON with every fractional number as an exact Decimal."""
-    import json
-
-    return json.loads(response.text, parse_float=Decimal)
 
 
 def today_utc() -> date:
