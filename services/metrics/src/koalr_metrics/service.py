@@ -9,12 +9,12 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from prometheus_client import Counter, Histogram
 
-from koalr_contracts import DeadLetter
+from koalr_contracts import DeadLetter, Event
 from koalr_metrics.analytics import (
     DEFAULT_POLICY,
     DayRange,
@@ -26,6 +26,7 @@ from koalr_metrics.decoder import UsageDecoder
 from koalr_metrics.ingest import (
     NO_USAGE,
     PreparedUsage,
+    ProjectionBatch,
     Record,
     Rejected,
     decode_integration_batch,
@@ -39,6 +40,8 @@ from koalr_runtime.kafka import dead_letter_for
 from koalr_runtime.logs import bind_correlation, get_logger
 
 log = get_logger(__name__)
+
+ProjectedT = TypeVar("ProjectedT", bound=Event)
 
 RECORDS = Counter(
     "koalr_metrics_records_total",
@@ -259,22 +262,7 @@ class IngestService:
 
     async def project_integrations(self, records: Sequence[Record]) -> list[DeadLetter]:
         batch = decode_integration_batch(records)
-        rejected = list(batch.rejected)
-        events = [s.event for s in batch.events]
-        try:
-            await self._repo.apply_integration_events(events)
-        except Exception as exc:
-            if is_transient(exc):
-                raise StoreUnavailable(str(exc)) from exc
-            for item in batch.events:
-                refused = await self._isolated(
-                    item.record,
-                    item.event.org_id,
-                    item.event.integration_id,
-                    self._repo.apply_integration_events([item.event]),
-                )
-                if refused is not None:
-                    rejected.append(refused)
+        rejected = await self._project(batch, self._repo.apply_integration_events)
         for item in batch.events:
             bind_correlation(
                 str(item.event.correlation_id),
@@ -282,29 +270,35 @@ class IngestService:
                 event_type=item.event.event_type,
             )
             log.info("projection.integration_event_applied")
-        RECORDS.labels("integrations", "applied").inc(len(events))
+        RECORDS.labels("integrations", "applied").inc(len(batch.events))
         return self._dead_letters(rejected, self._integrations_group, "integrations")
 
     async def project_sync_status(self, records: Sequence[Record]) -> list[DeadLetter]:
         batch = decode_sync_status_batch(records)
+        rejected = await self._project(batch, self._repo.apply_sync_statuses)
+        RECORDS.labels("sync_status", "applied").inc(len(batch.events))
+        return self._dead_letters(rejected, self._sync_status_group, "sync_status")
+
+    async def _project(
+        self,
+        batch: ProjectionBatch[ProjectedT],
+        apply: Callable[[list[ProjectedT]], Awaitable[object]],
+    ) -> list[Rejected]:
+        """Apply a decoded batch at once; if PostgreSQL refuses it, event by event, so only the
+        refused events are rejected. Transient failures propagate (the batch is retried)."""
         rejected = list(batch.rejected)
-        events = [s.event for s in batch.events]
         try:
-            await self._repo.apply_sync_statuses(events)
+            await apply([item.event for item in batch.events])
         except Exception as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
-            for sync in batch.events:
+            for item in batch.events:
                 refused = await self._isolated(
-                    sync.record,
-                    sync.event.org_id,
-                    sync.event.integration_id,
-                    self._repo.apply_sync_statuses([sync.event]),
+                    item.record, item.event.org_id, item.event.integration_id, apply([item.event])
                 )
                 if refused is not None:
                     rejected.append(refused)
-        RECORDS.labels("sync_status", "applied").inc(len(events))
-        return self._dead_letters(rejected, self._sync_status_group, "sync_status")
+        return rejected
 
     def _dead_letters(
         self, rejected: Sequence[Rejected], consumer_group: str, stream: str
