@@ -28,7 +28,8 @@ class TestEnvelope:
             sealed_credential=SEALED,
         )
         assert event.event_type == "IntegrationConnected"
-        assert event.schema_version == 1
+        assert event.schema_version == 2
+        assert event.sequence == 0
         assert event.occurred_at.tzinfo == UTC
         assert event.event_id != event.correlation_id
         assert event.kafka_key() == str(event.integration_id).encode()
@@ -57,6 +58,12 @@ class TestEnvelope:
             SyncStatusChanged(**envelope(provider="windsurf", state="idle"))
         assert "provider" in _error_text(exc)
         assert "'cursor' or 'github_copilot'" in _error_text(exc)
+
+    def test_negative_sequence_is_rejected(self) -> None:
+        with pytest.raises(ValidationError) as exc:
+            SyncStatusChanged(**envelope(provider="cursor", state="idle", sequence=-1))
+        assert "sequence" in _error_text(exc)
+        assert "greater than or equal to 0" in _error_text(exc)
 
     def test_events_are_immutable(self) -> None:
         event = SyncStatusChanged(**envelope(provider="cursor", state="idle"))
@@ -116,15 +123,20 @@ class TestUsageRecord:
             UsageRecord(**fields)
         assert "models.0.charged_cents" in _error_text(exc)
 
-    def test_day_in_the_future_is_rejected(self) -> None:
-        tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    def test_day_after_its_fetch_is_rejected(self) -> None:
+        fetched_at = datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)
         with pytest.raises(ValidationError) as exc:
-            UsageRecord(**usage_record_fields(day=tomorrow))
-        assert f"day {tomorrow.isoformat()} is in the future" in _error_text(exc)
+            UsageRecord(**usage_record_fields(day=date(2026, 12, 1), fetched_at=fetched_at))
+        assert "day 2026-12-01 is after the day the record was fetched (2026-11-30 UTC)" in (
+            _error_text(exc)
+        )
 
-    def test_today_is_accepted(self) -> None:
-        today = datetime.now(UTC).date()
-        assert UsageRecord(**usage_record_fields(day=today)).day == today
+    def test_day_of_the_fetch_is_accepted_whatever_the_local_clock(self) -> None:
+        # A record fetched just after midnight by a producer whose clock runs ahead of ours is
+        # still valid: only the record's own fields are compared, never the consumer's clock.
+        fetched_at = datetime.now(UTC) + timedelta(days=1)
+        record = UsageRecord(**usage_record_fields(day=fetched_at.date(), fetched_at=fetched_at))
+        assert record.day == fetched_at.date()
 
     def test_models_must_add_up_to_requests(self) -> None:
         with pytest.raises(ValidationError) as exc:

@@ -9,7 +9,11 @@ Rules, so that a reader can rely on them without reading every model:
   field added later gets a default and bumps ``schema_version``; consumers are deployed first.
 - Money is ``Decimal`` cents (fractional cents allowed), serialised to JSON as a string so no float
   ever touches it.
-- Days are UTC calendar days. A usage day in the future is rejected.
+- Days are UTC calendar days. A usage day after the day it was fetched (``fetched_at``) is
+  rejected: validation compares the producer's own fields, never the consumer's clock.
+- Events that change an integration's state (``koalr.integrations.v1``, ``SyncStatusChanged``)
+  carry a ``sequence`` assigned by the producer's database, increasing per integration; consumers
+  order them by it, never by ``occurred_at`` (two machines' clocks must not decide an outcome).
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 1
-"""Current schema version of every event in this module (the topic name carries the major)."""
+SCHEMA_VERSION = 2
+"""Current schema version of every event in this module (the topic name carries the major).
+
+2: ``sequence`` on integration events and ``SyncStatusChanged``; a usage day is checked against
+its own ``fetched_at`` instead of the consumer's clock."""
 
 Provider = Literal["cursor", "github_copilot"]
 """The AI coding assistants we read usage from."""
@@ -60,14 +67,6 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _not_in_future(value: date) -> date:
-    today = datetime.now(UTC).date()
-    if value > today:
-        msg = f"day {value.isoformat()} is in the future (today is {today.isoformat()} UTC)"
-        raise ValueError(msg)
-    return value
-
-
 def _normalise_email(value: str) -> str:
     value = value.strip().lower()
     if "@" not in value or value.startswith("@") or value.endswith("@"):
@@ -79,8 +78,17 @@ def _normalise_email(value: str) -> str:
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 """A timezone-aware datetime, normalised to UTC. Naive datetimes are rejected."""
 
-UsageDay = Annotated[date, AfterValidator(_not_in_future)]
-"""A UTC calendar day that is not in the future."""
+Sequence = Annotated[
+    int,
+    Field(
+        ge=0,
+        description=(
+            "Per-integration order of state-changing events, assigned by the producer's database "
+            "(strictly increasing for one integration). Consumers apply an event only when its "
+            "sequence is above the last one applied; 0 means unordered (schema version 1)."
+        ),
+    ),
+]
 
 Cents = Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=8)]
 """A non-negative amount of US cents; fractional cents allowed; never a float."""
@@ -133,6 +141,7 @@ class IntegrationConnected(Event):
     """An org connected a provider; the syncer starts a backfill of ``backfill_days``."""
 
     event_type: Literal["IntegrationConnected"] = "IntegrationConnected"
+    sequence: Sequence = 0
     provider: Provider
     external_id: ShortText = Field(description="Cursor team ID or GitHub organisation.")
     plan: Plan
@@ -155,6 +164,7 @@ class IntegrationCredentialsRotated(Event):
     """The org replaced the provider credential; a failed integration may resume."""
 
     event_type: Literal["IntegrationCredentialsRotated"] = "IntegrationCredentialsRotated"
+    sequence: Sequence = 0
     provider: Provider
     plan: Plan
     sealed_credential: SealedCredential
@@ -164,6 +174,7 @@ class IntegrationDisconnected(Event):
     """The org disconnected a provider; with ``purge`` its stored usage is deleted too."""
 
     event_type: Literal["IntegrationDisconnected"] = "IntegrationDisconnected"
+    sequence: Sequence = 0
     provider: Provider
     purge: bool = False
 
@@ -248,7 +259,7 @@ class UsageRecord(Event):
 
     event_type: Literal["UsageRecord"] = "UsageRecord"
     provider: Provider
-    day: UsageDay
+    day: date
     member: MemberRef
     is_active: bool
     requests: NonNegativeInt = Field(description="AI requests that day (usage events).")
@@ -260,6 +271,17 @@ class UsageRecord(Event):
     tabs_shown: NonNegativeInt | None = None
     tabs_accepted: NonNegativeInt | None = None
     fetched_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _day_not_after_fetch(self) -> Self:
+        fetched_day = self.fetched_at.date()
+        if self.day > fetched_day:
+            msg = (
+                f"day {self.day.isoformat()} is after the day the record was fetched "
+                f"({fetched_day.isoformat()} UTC); a provider cannot report usage in the future"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _models_add_up(self) -> Self:
@@ -328,6 +350,7 @@ class SyncStatusChanged(Event):
     """A sync moved to a new state; ``error`` always carries a reason code."""
 
     event_type: Literal["SyncStatusChanged"] = "SyncStatusChanged"
+    sequence: Sequence = 0
     provider: Provider
     state: SyncState
     reason_code: ErrorCode | None = None
