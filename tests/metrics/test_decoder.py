@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -23,18 +23,19 @@ from koalr_runtime.migrations import migrate
 from tests.metrics.support import new_id, snapshot, today, usage
 
 TOPIC = "tns." + topics.USAGE_RECORDS
-T0 = datetime(2026, 1, 1, 12, 30, 15, 123456, tzinfo=UTC)
+T0 = datetime.combine(today() - timedelta(days=1), time(12, 30, 15, 123456), tzinfo=UTC)
 
 
 def _record(
     member: dict[str, str | None], models: dict[str, tuple[int, str]], **fields: Any
 ) -> UsageRecord:
     requests = sum(r for r, _ in models.values())
+    fetched_at: datetime = fields.pop("fetched_at", T0)
     return UsageRecord(
         org_id="org-1",
         integration_id=fields.pop("integration_id", new_id()),
         provider=fields.pop("provider", "cursor"),
-        day=fields.pop("day", today() - timedelta(days=1)),
+        day=fields.pop("day", fetched_at.astimezone(UTC).date() - timedelta(days=1)),
         member=MemberRef(**member),
         is_active=requests > 0,
         requests=requests,
@@ -43,7 +44,7 @@ def _record(
             for m, (r, c) in models.items()
         ),
         charged_cents=sum((Decimal(c) for _, c in models.values()), Decimal(0)),
-        fetched_at=fields.pop("fetched_at", T0),
+        fetched_at=fetched_at,
     )
 
 

@@ -4,7 +4,7 @@ rows rendered for COPY."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 from koalr_contracts import encode_event, topics
@@ -12,7 +12,7 @@ from koalr_metrics.ingest import decode_usage, snapshot_rows, usage_rows
 from tests.metrics.support import new_id, snapshot, today, usage
 
 TOPIC = "tns." + topics.USAGE_RECORDS
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T0 = datetime.combine(today(), time(), tzinfo=UTC)
 
 
 def test_newest_record_per_key_wins_and_ties_go_to_the_later_offset() -> None:
