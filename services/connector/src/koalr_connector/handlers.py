@@ -33,6 +33,7 @@ from koalr_connector.schemas import (
 from koalr_connector.service import ConnectorService
 from koalr_connector.settings import ConnectorSettings
 from koalr_contracts import EventDecodeError, SyncStatusChanged, decode_event, topics
+from koalr_providers.errors import ProviderError
 from koalr_runtime.auth import JwtAuthenticator, authorize
 from koalr_runtime.http import error_response
 from koalr_runtime.kafka import dead_letter_for, publish_event
@@ -73,11 +74,12 @@ def install_error_handler(app: FastAPI) -> None:
     """Map the service's errors onto the contract's statuses and error body."""
 
     async def on_connector_error(_: Request, exc: Exception) -> Response:
-        if not isinstance(exc, ConnectorError):
+        if not isinstance(exc, ConnectorError | ProviderError):
             raise exc
         return error_response(ERROR_STATUS.get(exc.code, 500), exc.code, exc.message)
 
     app.add_exception_handler(ConnectorError, on_connector_error)
+    app.add_exception_handler(ProviderError, on_connector_error)
 
 
 def get_service(request: Request) -> ConnectorService:
