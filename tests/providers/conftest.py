@@ -1,4 +1,4 @@
-"""Fixtures of the provider-client tests: the Cursor API sandbox and the waits of retries."""
+"""Fixtures of the provider-client tests: the Cursor API sandbox."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-import stamina
-from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
 from koalr_sandbox.testing import SandboxClient, run_sandbox
 
@@ -31,18 +29,3 @@ def sandbox_url() -> Iterator[str]:
 async def sandbox(sandbox_url: str) -> AsyncIterator[SandboxClient]:
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as http:
         yield SandboxClient(http, defaults=TEAM_DEFAULTS)
-
-
-@pytest.fixture
-def retry_waits() -> Iterator[list[float]]:
-    """The seconds ``stamina`` waited before each retry, in order."""
-    assert stamina.is_active()
-    waits: list[float] = []
-    previous = get_on_retry_hooks()
-
-    def record(details: RetryDetails) -> None:
-        waits.append(details.wait_for)
-
-    set_on_retry_hooks([record])
-    yield waits
-    set_on_retry_hooks(previous)

@@ -6,11 +6,11 @@ a JWT with the path's ``org_id`` and the ``admin`` role, else 401/403 with the c
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar, cast
 
 import asyncpg
+import stamina
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response, Security
 from fastapi.routing import APIRoute
@@ -211,23 +211,23 @@ async def retry_transient(
     initial_s: float = 0.5,
     max_s: float = 10.0,
 ) -> T:
-    """Run ``operation`` until it succeeds, backing off while it fails transiently.
+    """Run ``operation`` until it succeeds, backing off (``stamina``) while it fails transiently.
 
     A non-transient error propagates at once; cancellation (shutdown) stops the retries.
     """
-    delay = initial_s
-    while True:
-        try:
+
+    def transient(exc: Exception) -> bool:
+        if not isinstance(exc, TRANSIENT_ERRORS):
+            return False
+        log.warning("retrying_after_transient_error", operation=what, error_type=type(exc).__name__)
+        return True
+
+    async for attempt in stamina.retry_context(
+        on=transient, attempts=None, timeout=None, wait_initial=initial_s, wait_max=max_s
+    ):
+        with attempt:
             return await operation()
-        except TRANSIENT_ERRORS as exc:
-            log.warning(
-                "retrying_after_transient_error",
-                operation=what,
-                error_type=type(exc).__name__,
-                retry_in_s=delay,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_s)
+    raise AssertionError("stamina ended without an attempt")  # pragma: no cover
 
 
 def _decode_sync_status(topic: str, body: bytes) -> SyncStatusChanged:
