@@ -283,7 +283,7 @@ class ProviderHttp:
         return Answer(status, decoded, "")
 
     def _unavailable(self, endpoint: Endpoint, outcome: str, what: str) -> _TransientError:
-        if not outcome.startswith("http_"):
+        if outcome in ("timeout", "connection"):  # no response: nothing else counted the call
             PROVIDER_REQUESTS.labels(self._label, endpoint.path, outcome).inc()
         return _TransientError(
             outcome,
