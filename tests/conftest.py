@@ -17,6 +17,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+import stamina
+from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
 from koalr_devstack.databases import scratch_database
 from koalr_runtime.db import wait_for_postgres
@@ -132,3 +134,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             red=True,
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def retry_waits() -> Iterator[list[float]]:
+    """The seconds ``stamina`` waited before each retry, in order."""
+    assert stamina.is_active()
+    waits: list[float] = []
+    previous = get_on_retry_hooks()
+
+    def record(details: RetryDetails) -> None:
+        waits.append(details.wait_for)
+
+    set_on_retry_hooks([record])
+    yield waits
+    set_on_retry_hooks(previous)

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+import respx
 
 from koalr_connector.integrations import TEAM_PLAN_MESSAGE
 from koalr_contracts import (
@@ -168,8 +169,24 @@ async def test_a_provider_outage_is_502_and_stores_nothing(
     assert response.status_code == 502
     code, message = error_of(response.json())
     assert code == "provider_unavailable"
-    assert "nothing was saved" in message
+    assert "nothing was saved" in message.lower()
     assert await counts(stack) == before
+
+
+async def test_a_business_key_connects_when_the_enterprise_probe_answers_404(
+    stack: Stack, sandbox: SandboxClient
+) -> None:
+    org = new_org()
+    team = await sandbox.create_team(plan="enterprise")
+    with respx.mock(base_url=stack.settings.cursor_api_base_url) as cursor:
+        probe = cursor.get("/analytics/team/dau").respond(404, json={"error": "Not Found"})
+        cursor.route().pass_through()
+        response = await connect_cursor(stack, org, team)
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["plan"], body["status"], body["sync"]) == ("business", "active", PENDING_SYNC)
+    assert probe.call_count == 1
 
 
 async def test_connecting_the_same_team_twice_is_409_naming_the_first(

@@ -76,15 +76,6 @@ class FakeKafka:
         self.delivered.append((topic, key, payload, headers))
 
 
-class RecordedSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        await asyncio.sleep(0)
-
-
 async def always_ready() -> None:
     return None
 
@@ -126,57 +117,52 @@ async def _all_published(repository: Repository) -> bool:
 
 
 async def test_the_relay_backs_off_while_kafka_is_down_then_publishes_once(
-    repository: Repository,
+    repository: Repository, retry_waits: list[float]
 ) -> None:
     item = message(uuid4())
     await enqueue(repository, item)
     kafka = FakeKafka(failing_sends=3)
-    sleep = RecordedSleep()
     relay = OutboxRelay(
         repository,
         kafka,
         ready=always_ready,
-        retry_initial_s=0.5,
+        retry_initial_s=0.05,
         retry_max_s=30,
-        sleep=sleep,
     )
 
     await run_until_published(relay, repository)
 
-    assert sleep.delays == [0.5, 1.0, 2.0]
+    assert retry_waits == pytest.approx([0.05, 0.1, 0.2])
     assert kafka.delivered == [(topics.INTEGRATIONS, item.key, item.payload, item.headers)]
     (row,) = await rows(repository)
     assert row["attempts"] == 4
     assert row["last_error"] == "KafkaConnectionError: Unable to connect to the broker"
 
 
-async def test_the_back_off_is_capped(repository: Repository) -> None:
+async def test_the_back_off_is_capped(repository: Repository, retry_waits: list[float]) -> None:
     await enqueue(repository, message(uuid4()))
-    sleep = RecordedSleep()
     relay = OutboxRelay(
         repository,
         FakeKafka(failing_sends=6),
         ready=always_ready,
-        retry_initial_s=1,
-        retry_max_s=4,
-        sleep=sleep,
+        retry_initial_s=0.01,
+        retry_max_s=0.04,
     )
     await run_until_published(relay, repository)
-    assert sleep.delays == [1, 2, 4, 4, 4, 4]
+    assert retry_waits == pytest.approx([0.01, 0.02, 0.04, 0.04, 0.04, 0.04])
 
 
 async def test_a_message_whose_acknowledgement_failed_is_sent_again(
-    repository: Repository,
+    repository: Repository, retry_waits: list[float]
 ) -> None:
     item = message(uuid4())
     await enqueue(repository, item)
     kafka = FakeKafka(failing_acks=1)
-    sleep = RecordedSleep()
-    relay = OutboxRelay(repository, kafka, ready=always_ready, retry_initial_s=0.25, sleep=sleep)
+    relay = OutboxRelay(repository, kafka, ready=always_ready, retry_initial_s=0.25)
 
     await run_until_published(relay, repository)
 
-    assert sleep.delays == [0.25]
+    assert retry_waits == [0.25]
     assert kafka.calls == 2
     assert [d[2] for d in kafka.delivered] == [item.payload]
     (row,) = await rows(repository)

@@ -135,7 +135,11 @@ async def test_no_secret_reaches_logs_responses_or_rows(
     logs = captured_logs.getvalue()
     lines: list[dict[str, Any]] = [json.loads(line) for line in logs.splitlines() if line]
     events = {line["event"] for line in lines}
-    assert {"integration.connected", "integration.credentials_rotated", "cursor.response"} <= events
+    assert {
+        "integration.connected",
+        "integration.credentials_rotated",
+        "provider.response",
+    } <= events
     assert {"outbox.published", "integration.sync_requested"} <= events
     assert any(line["level"] == "debug" for line in lines)
 

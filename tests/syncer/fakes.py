@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
-from koalr_syncer.pacing import RateLimiter
-from koalr_syncer.providers.cursor import CursorClient, RetryPolicy
-from koalr_syncer.providers.cursor_shapes import DAY_MS, day_start_ms
+from koalr_providers.cursor import CursorClient, RetryPolicy
+from koalr_providers.cursor.shapes import DAY_MS, day_start_ms
+from koalr_providers.pacing import RateLimiter
 
 LIMITS = {"default": 20, "usage_events": 60, "analytics": 100}
 
@@ -108,7 +108,6 @@ def client_for(
         team="team-1",
         limiter=limiter,
         policy=policy or RetryPolicy(max_retries=3, rate_limit_retries=3, base_s=1.0, max_s=16.0),
-        sleep=fake_time.sleep,
     )
     return client, http
 

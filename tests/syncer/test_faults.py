@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 def provider_calls(outcome: str) -> float:
     total = 0.0
     for metric in REGISTRY.collect():
-        if metric.name == "koalr_syncer_provider_requests":
+        if metric.name == "koalr_provider_requests":
             total += sum(
                 s.value
                 for s in metric.samples

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from koalr_providers.cursor import ProviderError
 from koalr_syncer.fetch import EventsRead, read_daily_usage, read_spend, read_usage_events
-from koalr_syncer.providers.cursor import ProviderError
 from tests.syncer.fakes import FakeCursor, FakeTime, client_for, day_end, event
 
 DAYS = [date(2026, 3, 10) + timedelta(days=i) for i in range(4)]

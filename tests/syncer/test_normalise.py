@@ -9,19 +9,19 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
+from koalr_providers.cursor.shapes import (
+    DailyUsageRow,
+    SpendRow,
+    UsageEvent,
+    day_start_ms,
+    usage_event,
+)
 from koalr_syncer.normalise import (
     EventTally,
     MemberInfo,
     Origin,
     cycle_spend_snapshot,
     usage_records,
-)
-from koalr_syncer.providers.cursor_shapes import (
-    DailyUsageRow,
-    SpendRow,
-    UsageEvent,
-    day_start_ms,
-    usage_event,
 )
 
 D1, D2 = date(2026, 3, 16), date(2026, 3, 17)

@@ -16,12 +16,12 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from koalr_contracts import AnyEvent, SyncJobRequested, topics
+from koalr_providers.pacing import RateLimiter
 from koalr_runtime.db import create_pool
 from koalr_runtime.migrations import migrate
 from koalr_runtime.sealing import Sealer
 from koalr_sandbox.testing import SandboxClient
 from koalr_syncer.jobs import decode_cursor
-from koalr_syncer.pacing import RateLimiter
 from koalr_syncer.repository import Repository
 from koalr_syncer.service import Scheduler, Syncer
 from koalr_syncer.settings import SyncerSettings

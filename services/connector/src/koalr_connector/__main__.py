@@ -22,9 +22,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 async def reseal(settings: ConnectorSettings) -> int:
-    from koalr_connector.providers.cursor import CursorClient
     from koalr_connector.repository import Repository
     from koalr_connector.service import ConnectorService
+    from koalr_providers.cursor import CursorPlanDetector
     from koalr_runtime.db import create_pool
     from koalr_runtime.sealing import Sealer
 
@@ -34,7 +34,7 @@ async def reseal(settings: ConnectorSettings) -> int:
         async with httpx.AsyncClient(base_url=settings.cursor_api_base_url) as http:
             service = ConnectorService(
                 Repository(pool, settings.db_schema),
-                CursorClient(http, timeout_s=settings.provider_timeout_s),
+                CursorPlanDetector(http, timeout_s=settings.provider_timeout_s),
                 Sealer.from_config(settings.sealing_keys.get_secret_value()),
             )
             return await service.reseal_credentials()

@@ -16,11 +16,11 @@ from fastapi import FastAPI
 from koalr_connector.handlers import install_error_handler, register_sync_status_subscriber, router
 from koalr_connector.kafka_link import BrokerSupervisor
 from koalr_connector.outbox import KafkaPublisher, OutboxRelay
-from koalr_connector.providers.cursor import CursorClient
 from koalr_connector.repository import Repository
 from koalr_connector.service import ConnectorService
 from koalr_connector.settings import ConnectorSettings
 from koalr_contracts import topics
+from koalr_providers.cursor import CursorPlanDetector
 from koalr_runtime.auth import JwtAuthenticator
 from koalr_runtime.db import create_pool, wait_for_postgres
 from koalr_runtime.http import install_error_handlers, install_observability
@@ -83,7 +83,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         )
         service = ConnectorService(
             repository,
-            CursorClient(http, timeout_s=settings.provider_timeout_s),
+            CursorPlanDetector(http, timeout_s=settings.provider_timeout_s),
             sealer,
             backfill_days=settings.backfill_days,
             on_outbox_write=relay.wake,

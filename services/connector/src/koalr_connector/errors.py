@@ -1,6 +1,8 @@
 """Errors the connector's callers can act on. Each has a contract code and a sentence.
 
 The HTTP layer maps them onto statuses (``handlers.py``); messages never contain a credential.
+A provider's answers (``invalid_api_key``, ``provider_unavailable``) are
+:class:`koalr_providers.errors.ProviderError`, mapped the same way.
 """
 
 from __future__ import annotations
@@ -14,14 +16,6 @@ class ConnectorError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-class InvalidApiKeyError(ConnectorError):
-    code = "invalid_api_key"
-
-
-class ProviderUnavailableError(ConnectorError):
-    code = "provider_unavailable"
 
 
 class ProviderNotSupportedError(ConnectorError):

@@ -6,11 +6,11 @@ a JWT with the path's ``org_id`` and the ``admin`` role, else 401/403 with the c
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar, cast
 
 import asyncpg
+import stamina
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response, Security
 from fastapi.routing import APIRoute
@@ -33,6 +33,7 @@ from koalr_connector.schemas import (
 from koalr_connector.service import ConnectorService
 from koalr_connector.settings import ConnectorSettings
 from koalr_contracts import EventDecodeError, SyncStatusChanged, decode_event, topics
+from koalr_providers.errors import ProviderError
 from koalr_runtime.auth import JwtAuthenticator, authorize
 from koalr_runtime.http import error_response
 from koalr_runtime.kafka import dead_letter_for, publish_event
@@ -73,11 +74,12 @@ def install_error_handler(app: FastAPI) -> None:
     """Map the service's errors onto the contract's statuses and error body."""
 
     async def on_connector_error(_: Request, exc: Exception) -> Response:
-        if not isinstance(exc, ConnectorError):
+        if not isinstance(exc, ConnectorError | ProviderError):
             raise exc
         return error_response(ERROR_STATUS.get(exc.code, 500), exc.code, exc.message)
 
     app.add_exception_handler(ConnectorError, on_connector_error)
+    app.add_exception_handler(ProviderError, on_connector_error)
 
 
 def get_service(request: Request) -> ConnectorService:
@@ -209,23 +211,23 @@ async def retry_transient(
     initial_s: float = 0.5,
     max_s: float = 10.0,
 ) -> T:
-    """Run ``operation`` until it succeeds, backing off while it fails transiently.
+    """Run ``operation`` until it succeeds, backing off (``stamina``) while it fails transiently.
 
     A non-transient error propagates at once; cancellation (shutdown) stops the retries.
     """
-    delay = initial_s
-    while True:
-        try:
+
+    def transient(exc: Exception) -> bool:
+        if not isinstance(exc, TRANSIENT_ERRORS):
+            return False
+        log.warning("retrying_after_transient_error", operation=what, error_type=type(exc).__name__)
+        return True
+
+    async for attempt in stamina.retry_context(
+        on=transient, attempts=None, timeout=None, wait_initial=initial_s, wait_max=max_s
+    ):
+        with attempt:
             return await operation()
-        except TRANSIENT_ERRORS as exc:
-            log.warning(
-                "retrying_after_transient_error",
-                operation=what,
-                error_type=type(exc).__name__,
-                retry_in_s=delay,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_s)
+    raise AssertionError("stamina ended without an attempt")  # pragma: no cover
 
 
 def _decode_sync_status(topic: str, body: bytes) -> SyncStatusChanged:

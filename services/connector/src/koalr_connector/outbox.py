@@ -9,7 +9,7 @@ the event waits. :class:`OutboxRelay` publishes waiting events:
 - safe with several replicas: rows are claimed with ``FOR UPDATE SKIP LOCKED`` inside the
   transaction that marks them published, so a row is in flight at one relay at a time;
 - marked published only after Kafka acknowledged the message (``acks=all``);
-- retried with exponential back-off while Kafka (or PostgreSQL) is unreachable.
+- retried with exponential back-off (``stamina``) while Kafka (or PostgreSQL) is unreachable.
 
 Delivery is at least once: a relay that dies after Kafka acknowledged but before its commit
 publishes the event again on restart; consumers de-duplicate on ``event_id``.
@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
+import stamina
+
 from koalr_connector.instruments import OUTBOX_FAILURES, OUTBOX_PENDING, OUTBOX_PUBLISHED
 from koalr_contracts import AnyEvent, encode_event
 from koalr_runtime.kafka import event_headers
@@ -38,7 +40,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
 Ready = Callable[[], Awaitable[object]]
 
 PRUNE_EVERY_S = 60.0
@@ -121,7 +122,6 @@ class OutboxRelay:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         retention: timedelta = timedelta(days=7),
-        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._repository = repository
         self._publisher = publisher
@@ -131,7 +131,6 @@ class OutboxRelay:
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._retention = retention
-        self._sleep = sleep
         self._wake = asyncio.Event()
         self._pruned_at: float | None = None
 
@@ -141,29 +140,29 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until cancelled."""
-        delay = self._retry_initial_s
         while True:
-            await self._ready()
-            self._wake.clear()
-            try:
-                published = await self.publish_pending()
-            except Exception as exc:  # noqa: BLE001 - every failure is retried with back-off
-                OUTBOX_FAILURES.inc()
-                log.warning(
-                    "outbox.publish_failed",
-                    error_type=type(exc).__name__,
-                    error=redact_text(str(exc))[:500],
-                    retry_in_s=delay,
-                )
-                await self._sleep(delay)
-                delay = min(delay * 2, self._retry_max_s)
-                continue
-            delay = self._retry_initial_s
-            if published:
+            if await self._publish_until_done():
                 continue
             await self._housekeeping()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval_s)
+
+    async def _publish_until_done(self) -> int:
+        """One batch, retried with exponential back-off (no jitter: one relay per process)
+        until it goes through; the back-off starts again from the first delay afterwards."""
+        async for attempt in stamina.retry_context(
+            on=_publish_failed,
+            attempts=None,
+            timeout=None,
+            wait_initial=self._retry_initial_s,
+            wait_max=self._retry_max_s,
+            wait_jitter=0,
+        ):
+            with attempt:
+                await self._ready()
+                self._wake.clear()
+                return await self.publish_pending()
+        raise AssertionError("stamina ended without an attempt")  # pragma: no cover
 
     async def publish_pending(self) -> int:
         """Publish one batch of eligible messages; returns how many Kafka acknowledged.
@@ -232,6 +231,17 @@ class OutboxRelay:
             return
         if deleted:
             log.info("outbox.pruned", deleted=deleted)
+
+
+def _publish_failed(exc: Exception) -> bool:
+    """Every failure to publish is retried (Kafka or PostgreSQL may come back)."""
+    if not isinstance(exc, Exception):  # cancellation stops the relay
+        return False
+    OUTBOX_FAILURES.inc()
+    log.warning(
+        "outbox.publish_failed", error_type=type(exc).__name__, error=redact_text(str(exc))[:500]
+    )
+    return True
 
 
 def _describe(error: BaseException | None) -> str:

@@ -32,7 +32,6 @@ from koalr_connector.integrations import (
     plan_error,
 )
 from koalr_connector.outbox import OutboxMessage
-from koalr_connector.providers.cursor import CursorClient
 from koalr_connector.repository import Conn, Repository
 from koalr_contracts import (
     AnyEvent,
@@ -44,6 +43,8 @@ from koalr_contracts import (
     SyncStatusChanged,
     topics,
 )
+from koalr_providers.cursor import CursorPlanDetector
+from koalr_providers.errors import ProviderError
 from koalr_runtime.logs import get_logger
 from koalr_runtime.sealing import Sealer
 
@@ -62,7 +63,7 @@ class ConnectorService:
     def __init__(
         self,
         repository: Repository,
-        cursor: CursorClient,
+        cursor: CursorPlanDetector,
         sealer: Sealer,
         *,
         backfill_days: int = 30,
@@ -87,7 +88,7 @@ class ConnectorService:
                 raise AlreadyConnectedError("cursor", team_id, existing)
             plan = await self._detect_plan("cursor", api_key)
             integration = await self._store_new(org_id, "cursor", team_id, plan, api_key)
-        except ConnectorError as exc:
+        except (ConnectorError, ProviderError) as exc:
             CONNECTS.labels("cursor", exc.code).inc()
             raise
         CONNECTS.labels(
@@ -328,9 +329,9 @@ class ConnectorService:
     async def _detect_plan(self, provider: Literal["cursor"], api_key: str) -> Plan:
         try:
             plan = await self._cursor.detect_plan(api_key)
-        except ConnectorError as exc:
+        except ProviderError as exc:
             VALIDATIONS.labels(provider, exc.code).inc()
-            raise
+            raise type(exc)(f"{exc.message} Nothing was saved.") from None
         VALIDATIONS.labels(provider, plan).inc()
         return plan
 

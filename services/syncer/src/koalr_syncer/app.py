@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from koalr_contracts import AnyEvent, topics
+from koalr_providers.pacing import RateLimiter
 from koalr_runtime.db import create_pool, wait_for_postgres
 from koalr_runtime.http import install_error_handlers, install_observability
 from koalr_runtime.kafka import ensure_topics, make_broker, publish_events, wait_for_kafka
@@ -24,7 +25,6 @@ from koalr_runtime.logs import get_logger
 from koalr_runtime.migrations import migrate
 from koalr_runtime.sealing import Sealer
 from koalr_syncer.handlers import register_handlers
-from koalr_syncer.pacing import RateLimiter
 from koalr_syncer.repository import Repository
 from koalr_syncer.service import JobRunner, Registry, Scheduler, Syncer
 from koalr_syncer.settings import SyncerSettings

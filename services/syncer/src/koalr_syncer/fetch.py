@@ -18,14 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from koalr_syncer.normalise import EventTally
-from koalr_syncer.providers.cursor import CursorClient, ProviderError
-from koalr_syncer.providers.cursor_shapes import (
+from koalr_providers.cursor import CursorClient, ProviderError
+from koalr_providers.cursor.shapes import (
     DAY_MS,
     DailyUsageRow,
     SpendRow,
     day_start_ms,
 )
+from koalr_syncer.normalise import EventTally
 
 MAX_RESTARTS = 2
 

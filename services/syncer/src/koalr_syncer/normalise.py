@@ -30,7 +30,7 @@ from koalr_contracts import (
     Provider,
     UsageRecord,
 )
-from koalr_syncer.providers.cursor_shapes import DailyUsageRow, SpendRow, UsageEvent
+from koalr_providers.cursor.shapes import DailyUsageRow, SpendRow, UsageEvent
 
 
 @dataclass(frozen=True, slots=True)

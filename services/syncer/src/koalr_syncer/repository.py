@@ -13,8 +13,8 @@ from uuid import UUID
 
 import asyncpg
 
+from koalr_providers.cursor.shapes import Member
 from koalr_syncer.normalise import MemberInfo
-from koalr_syncer.providers.cursor_shapes import Member
 
 RunStatus = Literal["running", "retrying", "blocked", "done", "failed", "cancelled"]
 ACTIVE_RUN_STATUSES: tuple[RunStatus, ...] = ("running", "retrying", "blocked")

@@ -33,6 +33,14 @@ from koalr_contracts import (
     SyncStatusChanged,
     topics,
 )
+from koalr_providers.cursor import (
+    CursorClient,
+    InsufficientPlanError,
+    InvalidApiKeyError,
+    ProviderError,
+    RetryPolicy,
+)
+from koalr_providers.pacing import RateLimiter
 from koalr_runtime.logs import get_logger
 from koalr_runtime.sealing import Sealer, SealingError
 from koalr_syncer.fetch import read_daily_usage, read_spend, read_usage_events
@@ -46,14 +54,6 @@ from koalr_syncer.jobs import (
     scheduled_job_id,
 )
 from koalr_syncer.normalise import Origin, cycle_spend_snapshot, usage_records
-from koalr_syncer.pacing import RateLimiter
-from koalr_syncer.providers.cursor import (
-    CursorClient,
-    InsufficientPlanError,
-    InvalidApiKeyError,
-    ProviderError,
-    RetryPolicy,
-)
 from koalr_syncer.repository import Integration, Repository, Run
 from koalr_syncer.settings import SyncerSettings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from koalr_syncer.pacing import RateLimiter
+from koalr_providers.pacing import RateLimiter
 from tests.syncer.fakes import FakeTime
 
 

@@ -1,6 +1,11 @@
 """Pacing of provider calls: at most N requests per team and endpoint in any rolling window.
 
-Cursor limits each team per endpoint per minute and counts a request when it arrives. The limiter
+:class:`Pacer` is what a client needs from pacing: a slot before each request, a hold-off after a
+429, and a look at each response's headers. :class:`RateLimiter` implements it for documented
+fixed limits (Cursor: per team, per endpoint, per minute); a provider that announces its budget in
+response headers (GitHub's ``x-ratelimit-*``) implements :meth:`Pacer.observe` instead.
+
+Cursor counts a request when it arrives. The limiter
 keeps, per ``(team, bucket)``, a log of the requests it let through. A slot is taken before a
 request is sent and stamped with the time its response came back: the provider received the
 request before it answered, so "response time + window" is never earlier than the moment the
@@ -21,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -51,8 +56,27 @@ class Slot:
             self._entry[0] = self._clock()
 
 
+class Pacer(Protocol):
+    """Pacing as a client uses it; ``team`` is the credential's scope, ``bucket`` the endpoint's."""
+
+    async def acquire(self, team: str, bucket: str) -> Slot:
+        """Wait until a request may go out, then take a slot for it."""
+        ...
+
+    def hold_off(self, team: str, bucket: str, seconds: float) -> None:
+        """Send nothing to this bucket for ``seconds`` (the provider said 429)."""
+        ...
+
+    def observe(self, team: str, bucket: str, headers: Mapping[str, str]) -> None:
+        """Learn from a response's headers (remaining budget, reset time) when a provider sends them."""
+        ...
+
+
 class RateLimiter:
-    """Per ``(team, bucket)`` sliding-log limiter; ``limits`` maps a bucket to its limit."""
+    """Per ``(team, bucket)`` sliding-log limiter; ``limits`` maps a bucket to its limit.
+
+    Implements :class:`Pacer` for providers with documented, fixed limits.
+    """
 
     def __init__(
         self,
@@ -116,6 +140,9 @@ class RateLimiter:
         """Send nothing to this bucket for ``seconds`` (the provider said 429)."""
         state = self._bucket(team, bucket)
         state.blocked_until = max(state.blocked_until, self._clock() + max(0.0, seconds))
+
+    def observe(self, team: str, bucket: str, headers: Mapping[str, str]) -> None:
+        """Fixed documented limits: response headers carry nothing to learn."""
 
     def in_window(self, team: str, bucket: str) -> int:
         """Requests of the bucket still inside the window (pending ones included)."""

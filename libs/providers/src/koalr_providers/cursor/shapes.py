@@ -6,7 +6,7 @@ daily usage with or without ``userId``/``day``/``pagination``; usage events with
 ``kindLabel``, with ``chargedCents`` or (older) ``tokenUsage.totalCents`` + ``cursorTokenFee``;
 spend with ``overallSpendCents`` or (older) a total ``spendCents``.
 
-Bodies are parsed with ``json.loads(..., parse_float=Decimal)`` by the client, so money arrives
+Bodies are parsed with :func:`koalr_providers.http.decode_json`, so money arrives
 here as exact ``Decimal`` values and never passes through a float.
 """
 
@@ -18,12 +18,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from koalr_providers.errors import ProviderShapeError
+
 DAY_MS: Final[int] = 86_400_000
 UNKNOWN_MODEL: Final[str] = "unknown"
-
-
-class ProviderShapeError(ValueError):
-    """A response body does not have any of the shapes the provider is known to send."""
 
 
 @dataclass(frozen=True, slots=True)

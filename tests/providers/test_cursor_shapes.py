@@ -7,14 +7,14 @@ from decimal import Decimal
 
 import pytest
 
-from koalr_syncer.providers.cursor import decode_json
-from koalr_syncer.providers.cursor_shapes import (
-    ProviderShapeError,
+from koalr_providers.cursor.shapes import (
     parse_daily_usage,
     parse_members,
     parse_spend,
     parse_usage_events,
 )
+from koalr_providers.errors import ProviderShapeError
+from koalr_providers.http import decode_json
 
 
 def test_members_current_legacy_and_bare_list() -> None:

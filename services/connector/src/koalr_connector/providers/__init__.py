@@ -1,1 +1,0 @@
-"""Provider clients used to validate credentials and detect plans at connect time."""

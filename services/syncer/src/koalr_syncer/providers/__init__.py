@@ -1,1 +1,0 @@
-"""Provider clients and the shapes of their answers."""
