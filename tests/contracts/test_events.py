@@ -9,7 +9,9 @@ from pydantic import ValidationError
 
 from koalr_contracts import (
     CycleSpendSnapshot,
+    DaySpend,
     IntegrationConnected,
+    SeatsSnapshot,
     SyncJobRequested,
     SyncStatusChanged,
     UsageRecord,
@@ -245,3 +247,47 @@ class TestCycleSpendSnapshot:
                 )
             )
         assert "add up to 10.5" in _error_text(exc)
+
+
+class TestCopilotSeatsAndSpend:
+    def _seat(self, login: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "member": {"login": login},
+            "plan_type": "business",
+            "created_at": datetime(2026, 10, 1, 9, 0, tzinfo=timezone(timedelta(hours=-6))),
+            **fields,
+        }
+
+    def test_a_seats_snapshot_keeps_offsets_as_utc_and_never_used_seats(self) -> None:
+        snapshot = SeatsSnapshot(
+            **envelope(provider="github_copilot", plan="business"),
+            seats=[self._seat("octocat"), self._seat("hubot", plan_type="unknown")],
+            fetched_at=datetime(2026, 11, 30, tzinfo=UTC),
+        )
+        assert snapshot.seats[0].created_at == datetime(2026, 10, 1, 15, 0, tzinfo=UTC)
+        assert snapshot.seats[1].last_activity_at is None
+        assert snapshot.seats[1].member.key == "github:hubot"
+
+    def test_a_member_holds_one_seat_per_snapshot(self) -> None:
+        with pytest.raises(ValidationError) as exc:
+            SeatsSnapshot(
+                **envelope(provider="github_copilot", plan="business"),
+                seats=[self._seat("octocat"), self._seat("octocat")],
+                fetched_at=datetime(2026, 11, 30, tzinfo=UTC),
+            )
+        assert "each member holds at most one seat" in _error_text(exc)
+
+    def test_day_spend_is_exact_cents_and_not_after_its_fetch(self) -> None:
+        spend = DaySpend(
+            **envelope(provider="github_copilot", day=date(2026, 11, 28)),
+            cents=Decimal("400.04"),
+            fetched_at=datetime(2026, 11, 30, tzinfo=UTC),
+        )
+        assert '"cents":"400.04"' in spend.model_dump_json()
+        with pytest.raises(ValidationError) as exc:
+            DaySpend(
+                **envelope(provider="github_copilot", day=date(2026, 12, 1)),
+                cents=Decimal(1),
+                fetched_at=datetime(2026, 11, 30, tzinfo=UTC),
+            )
+        assert "day 2026-12-01 is after the day the spend was fetched" in _error_text(exc)

@@ -9,10 +9,12 @@ from pydantic import Field, TypeAdapter, ValidationError
 from koalr_contracts import topics
 from koalr_contracts.events import (
     CycleSpendSnapshot,
+    DaySpend,
     DeadLetter,
     IntegrationConnected,
     IntegrationCredentialsRotated,
     IntegrationDisconnected,
+    SeatsSnapshot,
     SyncJobRequested,
     SyncStatusChanged,
     UsageRecord,
@@ -23,7 +25,7 @@ IntegrationEvent: TypeAlias = Annotated[
     Field(discriminator="event_type"),
 ]
 UsageEvent: TypeAlias = Annotated[
-    UsageRecord | CycleSpendSnapshot, Field(discriminator="event_type")
+    UsageRecord | CycleSpendSnapshot | SeatsSnapshot | DaySpend, Field(discriminator="event_type")
 ]
 AnyEvent: TypeAlias = (
     IntegrationConnected
@@ -32,6 +34,8 @@ AnyEvent: TypeAlias = (
     | SyncJobRequested
     | UsageRecord
     | CycleSpendSnapshot
+    | SeatsSnapshot
+    | DaySpend
     | SyncStatusChanged
     | DeadLetter
 )

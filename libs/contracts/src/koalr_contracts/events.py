@@ -38,7 +38,9 @@ SCHEMA_VERSION = 2
 """Current schema version of every event in this module (the topic name carries the major).
 
 2: ``sequence`` on integration events and ``SyncStatusChanged``; a usage day is checked against
-its own ``fetched_at`` instead of the consumer's clock."""
+its own ``fetched_at`` instead of the consumer's clock; ``SeatsSnapshot`` and ``DaySpend`` (GitHub
+Copilot seats and premium requests); reason codes ``insufficient_permissions`` and
+``metrics_disabled``."""
 
 Provider = Literal["cursor", "github_copilot"]
 """The AI coding assistants we read usage from."""
@@ -52,6 +54,8 @@ SyncReason = Literal["backfill", "scheduled", "manual"]
 ErrorCode = Literal[
     "invalid_api_key",
     "insufficient_plan",
+    "insufficient_permissions",
+    "metrics_disabled",
     "rate_limited",
     "provider_unavailable",
     "provider_error",
@@ -330,6 +334,68 @@ class CycleSpendSnapshot(Event):
         return self
 
 
+SeatPlanType = Literal["business", "enterprise", "unknown"]
+"""A Copilot seat's ``plan_type``; ``unknown`` is priced at the organisation's plan."""
+
+
+class Seat(ContractModel):
+    """One assigned provider seat (GitHub Copilot), as the provider lists it."""
+
+    member: MemberRef
+    plan_type: SeatPlanType = "unknown"
+    created_at: UtcDatetime = Field(description="When the seat was (last) granted.")
+    pending_cancellation_date: date | None = Field(
+        default=None, description="The day the seat stops costing; None while it is kept."
+    )
+    last_activity_at: UtcDatetime | None = Field(
+        default=None, description="Last use of the assistant; None for a seat never used."
+    )
+    last_activity_editor: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class SeatsSnapshot(Event):
+    """Every seat of the provider organisation as read at ``fetched_at``; replaces the previous
+    snapshot of the integration when it is not older. Seat cost is derived from it (price per
+    ``plan_type``, prorated by day; architecture section 6b)."""
+
+    event_type: Literal["SeatsSnapshot"] = "SeatsSnapshot"
+    provider: Provider
+    plan: Plan = Field(description="The organisation's plan; prices seats whose plan is unknown.")
+    seats: tuple[Seat, ...]
+    fetched_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _one_seat_per_member(self) -> Self:
+        keys = [seat.member.key for seat in self.seats]
+        if len(set(keys)) != len(keys):
+            msg = "each member holds at most one seat in a snapshot"
+            raise ValueError(msg)
+        return self
+
+
+class DaySpend(Event):
+    """Spend of one UTC day that belongs to no member's usage record, e.g. GitHub Copilot's
+    premium requests (``netAmount`` in cents). Replaces the same ``(integration, day, source)``
+    when its ``fetched_at`` is not older."""
+
+    event_type: Literal["DaySpend"] = "DaySpend"
+    provider: Provider
+    day: date
+    source: Literal["premium_requests"] = "premium_requests"
+    cents: Cents
+    fetched_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _day_not_after_fetch(self) -> Self:
+        if self.day > self.fetched_at.date():
+            msg = (
+                f"day {self.day.isoformat()} is after the day the spend was fetched "
+                f"({self.fetched_at.date().isoformat()} UTC)"
+            )
+            raise ValueError(msg)
+        return self
+
+
 # --- koalr.sync-status.v1 ---------------------------------------------------------------------
 
 
@@ -407,6 +473,8 @@ EVENT_TYPES: tuple[type[ContractModel], ...] = (
     SyncJobRequested,
     UsageRecord,
     CycleSpendSnapshot,
+    SeatsSnapshot,
+    DaySpend,
     SyncStatusChanged,
     DeadLetter,
 )
