@@ -260,9 +260,12 @@ class TestCopilotSeatsAndSpend:
 
     def test_a_seats_snapshot_keeps_offsets_as_utc_and_never_used_seats(self) -> None:
         snapshot = SeatsSnapshot(
-            **envelope(provider="github_copilot", plan="business"),
-            seats=[self._seat("octocat"), self._seat("hubot", plan_type="unknown")],
-            fetched_at=datetime(2026, 11, 30, tzinfo=UTC),
+            **envelope(
+                provider="github_copilot",
+                plan="business",
+                seats=[self._seat("octocat"), self._seat("hubot", plan_type="unknown")],
+                fetched_at=datetime(2026, 11, 30, tzinfo=UTC),
+            )
         )
         assert snapshot.seats[0].created_at == datetime(2026, 10, 1, 15, 0, tzinfo=UTC)
         assert snapshot.seats[1].last_activity_at is None
@@ -271,9 +274,12 @@ class TestCopilotSeatsAndSpend:
     def test_a_member_holds_one_seat_per_snapshot(self) -> None:
         with pytest.raises(ValidationError) as exc:
             SeatsSnapshot(
-                **envelope(provider="github_copilot", plan="business"),
-                seats=[self._seat("octocat"), self._seat("octocat")],
-                fetched_at=datetime(2026, 11, 30, tzinfo=UTC),
+                **envelope(
+                    provider="github_copilot",
+                    plan="business",
+                    seats=[self._seat("octocat"), self._seat("octocat")],
+                    fetched_at=datetime(2026, 11, 30, tzinfo=UTC),
+                )
             )
         assert "each member holds at most one seat" in _error_text(exc)
 
