@@ -37,6 +37,7 @@ from koalr_sandbox.teams import (
     TeamCreate,
     TeamRegistry,
     UnknownTeamError,
+    request_log_body,
 )
 from koalr_sandbox.truth import ground_truth
 from koalr_sandbox.units import day_of_s, iso_day, iso_instant, parse_iso_day
@@ -303,22 +304,7 @@ async def request_log(
     since: Annotated[int, Query(ge=0, description="Index of the first entry to return")] = 0,
 ) -> Response:
     team = _team(request, team_id)
-    entries = team.log[since:]
-    return render(
-        {
-            "requests": [
-                {
-                    "method": r.method,
-                    "path": r.path,
-                    "status": r.status,
-                    "at": iso_instant(r.at),
-                    "retry_after": r.retry_after,
-                }
-                for r in entries
-            ],
-            "next": since + len(entries),
-        }
-    )
+    return render(request_log_body(team.log, since))
 
 
 health_router = APIRouter(tags=["Health"])
