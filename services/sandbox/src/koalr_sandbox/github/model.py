@@ -452,6 +452,7 @@ def build_org(
     """
     rng = random.Random(seed)
     team_count = max(1, seat_count // 8)
+    team_weights = [1.0 / (i + 1) for i in range(team_count)]  # a few big teams, many small
     teams = tuple(
         Team(
             team_id=rng.randint(100_000, 9_999_999),
@@ -483,7 +484,8 @@ def build_org(
             created_day = rng.randint(history_start + 1, today - 1)
         else:
             created_day = history_start - rng.randint(1, 400)
-        member_of = rng.sample(range(team_count), k=min(team_count, rng.choice((1, 1, 1, 2))))
+        member_of = list(dict.fromkeys(rng.choices(range(team_count), team_weights, k=2)))
+        member_of = member_of[: rng.choice((1, 1, 1, 2))]
         ide_weights = [ide[1] for ide in IDES]
         persona = personas[index]
         seats.append(
