@@ -223,3 +223,26 @@ async def test_same_seed_same_org(github: GithubSandboxClient) -> None:
     assert truths[0]["days"] != truths[2]["days"]
     rows = [await github.report_rows(o, "users-1-day", "2026-03-10") for o in (first, second)]
     assert rows[0] == rows[1]
+
+
+async def test_premium_usage_filters_by_user_and_model(github: GithubSandboxClient) -> None:
+    org = await github.create_org()
+    truth = await github.truth(org, "2026-03-01", "2026-03-31")
+    path = f"/organizations/{org.org}/settings/billing/premium_request/usage"
+    march = await github.call_ok(org, path, params={"year": 2026, "month": 3})
+    paying = [login for login, m in truth["members"].items() if m["premium_cents"] != "0"]
+    assert len(paying) >= 3
+    for login in paying[:3]:
+        usage = await github.call_ok(org, path, params={"year": 2026, "month": 3, "user": login})
+        assert usage["user"] == login
+        net = sum(Decimal(str(i["netAmount"])) * 100 for i in usage["usageItems"])
+        assert net == Decimal(truth["members"][login]["premium_cents"]), login
+    for item in march["usageItems"]:
+        params = {"year": 2026, "month": 3, "model": item["model"]}
+        [only] = (await github.call_ok(org, path, params=params))["usageItems"]
+        assert only == item
+        assert item["netQuantity"] == item["grossQuantity"] - item["discountQuantity"]
+    none = await github.call_ok(org, path, params={"year": 2026, "month": 3, "product": "Actions"})
+    assert none["usageItems"] == []
+    bad = await github.call(org, path, params={"year": 2026, "month": 13})
+    assert bad.status_code == 400

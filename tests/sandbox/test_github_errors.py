@@ -68,6 +68,10 @@ async def test_unknown_org_and_another_orgs_token_answer_404(
         assert response.json() == error(404, "Not Found")
     unknown = await github.call(org, "/orgs/no-such-org/copilot/billing")
     assert unknown.status_code == 404
+    for path in (f"/orgs/{org.org}/copilot/metrics", f"/enterprises/{org.org}/copilot/billing"):
+        not_served = await github.call(org, path)
+        assert not_served.status_code == 404
+        assert not_served.json() == error(404, "Not Found")
 
 
 async def test_a_token_without_the_permission_answers_403(github: GithubSandboxClient) -> None:
@@ -127,8 +131,10 @@ async def test_primary_limit_and_rate_limit_headers(
     assert limited.headers["x-ratelimit-remaining"] == "0"
     assert limited.headers["x-ratelimit-used"] == "3"
     assert limited.json()["message"].startswith("API rate limit exceeded")
+    await github.configure(org, primary_status=429)
+    assert (await github.call(org, path)).status_code == 429
     clock.advance(3599)
-    assert (await github.call(org, path)).status_code == 403
+    assert (await github.call(org, path)).status_code == 429
     clock.advance(1)
     again = await github.call(org, path)
     assert again.status_code == 200

@@ -270,6 +270,15 @@ async def get_premium_usage(request: Request, org: str) -> Response:
     return await serve(request, org, PREMIUM)
 
 
+@github_router.get("/orgs/{org}/{rest:path}", include_in_schema=False)
+@github_router.get("/organizations/{org}/{rest:path}", include_in_schema=False)
+@github_router.get("/enterprises/{org}/{rest:path}", include_in_schema=False)
+async def github_not_found(org: str, rest: str) -> Response:
+    """Any other GitHub path (the legacy metrics routes, enterprise routes, …): GitHub's 404."""
+    del org, rest
+    return github_error(GithubError(404, "Not Found"))
+
+
 def _storage_error(status: int, code: str, message: str) -> Response:
     body = (
         '<?xml version="1.0" encoding="utf-8"?>'

@@ -264,10 +264,6 @@ class OrgModel:
     _presence: OrderedDict[int, Presence] = field(default_factory=OrderedDict)
     _rows: OrderedDict[int, tuple[int, tuple[UserDay, ...]]] = field(default_factory=OrderedDict)
 
-    @property
-    def by_login(self) -> dict[str, int]:
-        return {seat.login: seat.index for seat in self.seats}
-
     def presence(self, day: int) -> Presence:
         """Generated activity of ``day`` (late rows not included)."""
         cached = self._presence.get(day)

@@ -288,7 +288,7 @@ def _dollars(quantity: int) -> float:
 def premium_usage(view: OrgView, params: Mapping[str, str]) -> Reply:
     today = date.fromordinal(view.today)
     year = _int_param(params, "year", 2000, 2100, today.year)
-    month = _int_param(params, "month", 1, 12, today.month if "year" not in params else 1)
+    month = _int_param(params, "month", 1, 12, today.month)
     days_in_month = calendar.monthrange(year, month)[1]
     day = _int_param(params, "day", 1, days_in_month, 0) if "day" in params else None
     user, model_filter, product = params.get("user"), params.get("model"), params.get("product")
