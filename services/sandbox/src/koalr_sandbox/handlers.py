@@ -160,19 +160,28 @@ async def serve(request: Request, endpoint: Endpoint) -> Response:
         except ApiError as error:
             response = error_response(error)
     if logged_team is not None:
-        if logged_team.config.latency_ms:
-            await asyncio.sleep(logged_team.config.latency_ms / 1000)
-        retry_after = response.headers.get("retry-after")
-        logged_team.log.append(
-            RequestRecord(
-                method=request.method,
-                path=request.url.path,
-                status=response.status_code,
-                at=received,
-                retry_after=int(retry_after) if retry_after else None,
-            )
+        await delay_and_log(
+            request, response, received, logged_team.log, logged_team.config.latency_ms
         )
     return response
+
+
+async def delay_and_log(
+    request: Request, response: Response, at: float, log: list[RequestRecord], latency_ms: int
+) -> None:
+    """Add the injected latency, then write the call to the request log."""
+    if latency_ms:
+        await asyncio.sleep(latency_ms / 1000)
+    retry_after = response.headers.get("retry-after")
+    log.append(
+        RequestRecord(
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            at=at,
+            retry_after=int(retry_after) if retry_after else None,
+        )
+    )
 
 
 cursor_router = APIRouter(tags=["Cursor API"])

@@ -44,8 +44,8 @@ from koalr_sandbox.github.service import (
     sign,
 )
 from koalr_sandbox.github.truth import github_truth
-from koalr_sandbox.handlers import render
-from koalr_sandbox.teams import RequestRecord, request_log_body
+from koalr_sandbox.handlers import delay_and_log, render
+from koalr_sandbox.teams import request_log_body
 from koalr_sandbox.units import iso_day, iso_instant, parse_iso_day
 
 MAX_TRUTH_DAYS: Final[int] = 400
@@ -180,23 +180,8 @@ async def serve(request: Request, org_login: str, endpoint: Endpoint) -> Respons
         headers = _rate_headers(org, token, now_s)
     response.headers.update(headers)
     if logged is not None:
-        await _finish(request, logged, response, now_s)
+        await delay_and_log(request, response, now_s, logged.log, logged.config.latency_ms)
     return response
-
-
-async def _finish(request: Request, org: GithubOrg, response: Response, now_s: float) -> None:
-    if org.config.latency_ms:
-        await asyncio.sleep(org.config.latency_ms / 1000)
-    retry_after = response.headers.get("retry-after")
-    org.log.append(
-        RequestRecord(
-            method=request.method,
-            path=request.url.path,
-            status=response.status_code,
-            at=now_s,
-            retry_after=int(retry_after) if retry_after else None,
-        )
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,7 +314,7 @@ async def get_report_file(
         return _storage_error(404, "BlobNotFound", "The specified blob does not exist.")
     media = "application/x-ndjson" if name.endswith(".ndjson") else "application/json"
     response = Response(files[part - 1], media_type=media)
-    await _finish(request, github_org, response, now_s)
+    await delay_and_log(request, response, now_s, github_org.log, github_org.config.latency_ms)
     return response
 
 
