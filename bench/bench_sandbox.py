@@ -1,4 +1,5 @@
-"""Sandbox speed: team creation and usage-event pages for a 1,000-member team, over real HTTP.
+"""Sandbox speed over real HTTP: team creation and usage-event pages for a 1,000-member Cursor
+team; report envelopes and report-file downloads for a 1,000-seat, 90-day GitHub org.
 
 Run with ``uv run python -m bench.bench_sandbox`` (or ``make bench``).
 """
@@ -10,6 +11,8 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
+from datetime import date, timedelta
+from functools import partial
 
 import httpx
 
@@ -111,6 +114,7 @@ def run() -> list[Measurement]:
                 notes=f"{len(response.content) / 1e6:.1f} MB of JSON",
             )
         )  # fmt: skip
+        results.extend(_github(http))
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         results.append(
             Measurement(
@@ -119,6 +123,70 @@ def run() -> list[Measurement]:
             )
         )  # fmt: skip
     return results
+
+
+GITHUB_REPORT_DAYS = 30
+
+
+def _github(http: httpx.Client) -> list[Measurement]:
+    """Envelopes (cold) and file downloads (warm) of the 1-day reports of the last 30 days."""
+    spec = {"seats": MEMBERS, "days": DAYS, "seed": 7, "rate_limits_enabled": False}
+    creation, created = _timed(lambda: http.post("/_sandbox/github/orgs", json=spec))
+    org, token = created.json()["org"], created.json()["token"]
+    headers = {"Authorization": f"Bearer {token}", "X-GitHub-Api-Version": "2026-03-10"}
+    data_through = http.get(f"/_sandbox/github/orgs/{org}").json()["data_through"]
+    last = date.fromisoformat(data_through)
+    envelopes: list[float] = []
+    links: list[str] = []
+    for offset in range(GITHUB_REPORT_DAYS):
+        day = (last - timedelta(days=offset)).isoformat()
+        for name in ("users-1-day", "organization-1-day"):
+            elapsed, response = _timed(
+                partial(
+                    http.get,
+                    f"/orgs/{org}/copilot/metrics/reports/{name}",
+                    params={"day": day},
+                    headers=headers,
+                )
+            )
+            if name == "users-1-day":
+                envelopes.append(elapsed)
+            links.extend(response.json()["download_links"])
+    sizes = [len(_timed(partial(http.get, link))[1].content) for link in links]
+    rng = random.Random(2)
+    warm = [_timed(lambda: http.get(rng.choice(links)))[0] for _ in range(WARM_REQUESTS)]
+    p50, p99 = _percentile(warm, 0.50), _percentile(warm, 0.99)
+    start = (last - timedelta(days=DAYS)).isoformat()
+    truth, response = _timed(
+        partial(http.get, f"/_sandbox/github/orgs/{org}/truth", params={"start": start})
+    )
+    notes = (
+        f"{WARM_REQUESTS} random links of {len(links)} (users-1-day NDJSON and "
+        f"organization-1-day JSON, {GITHUB_REPORT_DAYS} days); files up to "
+        f"{max(sizes) / 1e6:.2f} MB"
+    )
+    return [
+        Measurement(
+            BENCHMARK, "create 1000-seat 90-day GitHub org", creation, "ms",
+        ),
+        Measurement(
+            BENCHMARK, "users-1-day envelope, 1000 seats, cold, p50",
+            _percentile(envelopes, 0.5), "ms",
+            notes=f"generates and renders the day; {GITHUB_REPORT_DAYS} days",
+        ),
+        Measurement(
+            BENCHMARK, "report link, 1000 seats, warm, p50", p50, "ms",
+            target="< 100", meets_target=p50 < 100, notes=notes,
+        ),
+        Measurement(
+            BENCHMARK, "report link, 1000 seats, warm, p99", p99, "ms",
+            target="< 100", meets_target=p99 < 100, notes=notes,
+        ),
+        Measurement(
+            BENCHMARK, "GitHub truth, 90 days x 1000 seats", truth, "ms",
+            notes=f"{len(response.content) / 1e6:.1f} MB of JSON",
+        ),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ async def test_requests_log_counts_calls_and_429s(
 
 
 def test_rate_limiter_retry_hint_after_lowering_the_limit() -> None:
-    limiter = RateLimiter()
+    limiter: RateLimiter[str] = RateLimiter()
     for t in (0.0, 10.0, 20.0, 30.0):
         assert limiter.acquire("members", 4, 60.0, t) is None
     assert limiter.acquire("members", 4, 60.0, 40.0) == 20.0

@@ -8,6 +8,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from koalr_sandbox.clock import Clock, SystemClock
 from koalr_sandbox.errors import NOT_FOUND_MESSAGE, ApiError
+from koalr_sandbox.github.handlers import github_router, new_state, sandbox_github_router
+from koalr_sandbox.github.orgs import OrgRegistry
 from koalr_sandbox.handlers import (
     cursor_router,
     error_response,
@@ -46,17 +48,19 @@ def create_app(settings: SandboxSettings | None = None, *, clock: Clock | None =
     """Build the sandbox. ``clock`` replaces the system clock (tests move time by hand)."""
     settings = settings or SandboxSettings()
     app = FastAPI(
-        title="Koalr Cursor sandbox",
-        summary="A seeded stand-in for the Cursor Admin and Analytics APIs.",
+        title="Koalr provider sandbox",
+        summary="Seeded stand-ins for the Cursor Admin and Analytics APIs and GitHub's Copilot APIs.",
         version="0.1.0",
     )
     app.state.settings = settings
-    app.state.registry = TeamRegistry(
-        clock or SystemClock(), event_cache_events=settings.event_cache_events
-    )
+    clock = clock or SystemClock()
+    app.state.registry = TeamRegistry(clock, event_cache_events=settings.event_cache_events)
+    app.state.github = new_state(OrgRegistry(clock))
     app.include_router(health_router)
     app.include_router(cursor_router)
     app.include_router(sandbox_router)
+    app.include_router(github_router)
+    app.include_router(sandbox_github_router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -83,7 +83,7 @@ def _unit(x: U64) -> F64:
     return (x >> _S11).astype(np.float64) * _TO_UNIT
 
 
-def _stream(keys: U64, stream: int) -> F64:
+def stream_uniform(keys: U64, stream: int) -> F64:
     return _unit(mix(keys ^ _STREAMS[stream]))
 
 
@@ -173,22 +173,22 @@ def generate_day(roster: Roster, team_key: int, day: int) -> DayEvents:  # noqa:
     # Member-day level.
     in_membership = (cols.join_day <= day) & (cols.removal_day > day)
     p_active = cols.p_active_weekend if weekend else cols.p_active_weekday
-    active = in_membership & (_stream(member_keys, 0) < p_active)
-    tab_only = active & (_stream(member_keys, 1) < cols.p_tab_only)
-    spread = 0.25 + 1.5 * _stream(member_keys, 2)
+    active = in_membership & (stream_uniform(member_keys, 0) < p_active)
+    tab_only = active & (stream_uniform(member_keys, 1) < cols.p_tab_only)
+    spread = 0.25 + 1.5 * stream_uniform(member_keys, 2)
     counts = np.where(active & ~tab_only, 1 + np.floor(cols.mean_requests * factor * spread), 0)
     counts = np.minimum(counts, MAX_REQUESTS_PER_MEMBER_DAY).astype(np.int64)
     shown = np.where(
-        active, np.floor(cols.mean_tabs * factor * (0.3 + 1.4 * _stream(member_keys, 3))), 0
+        active, np.floor(cols.mean_tabs * factor * (0.3 + 1.4 * stream_uniform(member_keys, 3))), 0
     )
     accepted_tabs = np.floor(shown * cols.tab_accept_rate)
     accepted_tabs = np.where(tab_only, np.maximum(accepted_tabs, 1), accepted_tabs)
     shown = np.maximum(shown, accepted_tabs)
-    tab_hour = np.clip(cols.center_hour + 2.0 * (_stream(member_keys, 4) - 0.5), 0.0, 23.99)
+    tab_hour = np.clip(cols.center_hour + 2.0 * (stream_uniform(member_keys, 4) - 0.5), 0.0, 23.99)
     tabs_visible_from = day_start + np.floor(tab_hour * _HOUR_MS).astype(np.int64)
     bugbot = np.where(
-        (counts > 0) & (_stream(member_keys, 5) < cols.bugbot_rate),
-        1 + np.floor(3 * _stream(member_keys, 6)),
+        (counts > 0) & (stream_uniform(member_keys, 5) < cols.bugbot_rate),
+        1 + np.floor(3 * stream_uniform(member_keys, 6)),
         0,
     ).astype(np.int64)
     cycle_day = day - cycle_start_day(day, roster.cycle_day_of_month)
@@ -203,7 +203,7 @@ def generate_day(roster: Roster, team_key: int, day: int) -> DayEvents:  # noqa:
     event_keys = mix(rep_keys ^ mix((k + 1).astype(np.uint64) * _EVENT_STRIDE))
 
     def f(stream: int) -> F64:
-        return _stream(event_keys, stream)
+        return stream_uniform(event_keys, stream)
 
     hour = np.mod(cols.center_hour[rep] + 3.2 * (f(0) + f(1) + f(2) - 1.5), 24.0)
     ms_in_day = np.minimum(np.floor(hour * _HOUR_MS).astype(np.int64), _LATEST_MS_IN_DAY)

@@ -37,6 +37,7 @@ from koalr_sandbox.teams import (
     TeamCreate,
     TeamRegistry,
     UnknownTeamError,
+    request_log_body,
 )
 from koalr_sandbox.truth import ground_truth
 from koalr_sandbox.units import day_of_s, iso_day, iso_instant, parse_iso_day
@@ -159,19 +160,28 @@ async def serve(request: Request, endpoint: Endpoint) -> Response:
         except ApiError as error:
             response = error_response(error)
     if logged_team is not None:
-        if logged_team.config.latency_ms:
-            await asyncio.sleep(logged_team.config.latency_ms / 1000)
-        retry_after = response.headers.get("retry-after")
-        logged_team.log.append(
-            RequestRecord(
-                method=request.method,
-                path=request.url.path,
-                status=response.status_code,
-                at=received,
-                retry_after=int(retry_after) if retry_after else None,
-            )
+        await delay_and_log(
+            request, response, received, logged_team.log, logged_team.config.latency_ms
         )
     return response
+
+
+async def delay_and_log(
+    request: Request, response: Response, at: float, log: list[RequestRecord], latency_ms: int
+) -> None:
+    """Add the injected latency, then write the call to the request log."""
+    if latency_ms:
+        await asyncio.sleep(latency_ms / 1000)
+    retry_after = response.headers.get("retry-after")
+    log.append(
+        RequestRecord(
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            at=at,
+            retry_after=int(retry_after) if retry_after else None,
+        )
+    )
 
 
 cursor_router = APIRouter(tags=["Cursor API"])
@@ -303,22 +313,7 @@ async def request_log(
     since: Annotated[int, Query(ge=0, description="Index of the first entry to return")] = 0,
 ) -> Response:
     team = _team(request, team_id)
-    entries = team.log[since:]
-    return render(
-        {
-            "requests": [
-                {
-                    "method": r.method,
-                    "path": r.path,
-                    "status": r.status,
-                    "at": iso_instant(r.at),
-                    "retry_after": r.retry_after,
-                }
-                for r in entries
-            ],
-            "next": since + len(entries),
-        }
-    )
+    return render(request_log_body(team.log, since))
 
 
 health_router = APIRouter(tags=["Health"])

@@ -8,7 +8,8 @@ limiter says how long until the oldest accepted request leaves the window.
 from __future__ import annotations
 
 from collections import deque
-from typing import Final, Literal
+from collections.abc import Hashable
+from typing import Final, Generic, Literal, TypeVar
 
 Bucket = Literal[
     "members", "daily_usage", "spend", "usage_events", "analytics_dau", "analytics_models"
@@ -25,11 +26,16 @@ LIMIT_OF_BUCKET: Final[dict[Bucket, LimitName]] = {
 }
 
 
-class RateLimiter:
-    def __init__(self) -> None:
-        self._accepted: dict[Bucket, deque[float]] = {}
+K = TypeVar("K", bound=Hashable)
 
-    def acquire(self, bucket: Bucket, limit: int, window_s: float, now: float) -> float | None:
+
+class RateLimiter(Generic[K]):
+    """Rolling-window buckets, keyed by ``K`` (a Cursor endpoint kind, a GitHub route, …)."""
+
+    def __init__(self) -> None:
+        self._accepted: dict[K, deque[float]] = {}
+
+    def acquire(self, bucket: K, limit: int, window_s: float, now: float) -> float | None:
         """Take a slot at ``now``; None when accepted, else the seconds until a slot frees."""
         accepted = self._accepted.setdefault(bucket, deque())
         while accepted and accepted[0] + window_s <= now:
@@ -41,5 +47,5 @@ class RateLimiter:
         # first for the new limit is the one at position len - limit.
         return accepted[len(accepted) - limit] + window_s - now
 
-    def used(self, bucket: Bucket, window_s: float, now: float) -> int:
+    def used(self, bucket: K, window_s: float, now: float) -> int:
         return sum(1 for t in self._accepted.get(bucket, ()) if t + window_s > now)

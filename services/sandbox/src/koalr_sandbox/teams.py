@@ -5,15 +5,15 @@ from __future__ import annotations
 import random
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from koalr_sandbox.clock import Clock
 from koalr_sandbox.data import TeamData, cycle_start_day, splitmix64
-from koalr_sandbox.limits import RateLimiter
+from koalr_sandbox.limits import Bucket, RateLimiter
 from koalr_sandbox.roster import build_roster
-from koalr_sandbox.units import day_of_s
+from koalr_sandbox.units import day_of_s, iso_instant
 
 Plan = Literal["team", "business", "enterprise"]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -106,6 +106,24 @@ class RequestRecord:
     retry_after: int | None
 
 
+def request_log_body(log: list[RequestRecord], since: int) -> dict[str, Any]:
+    """The answer of a ``/requests`` admin route: entries from ``since`` on, and the next index."""
+    entries = log[since:]
+    return {
+        "requests": [
+            {
+                "method": r.method,
+                "path": r.path,
+                "status": r.status,
+                "at": iso_instant(r.at),
+                "retry_after": r.retry_after,
+            }
+            for r in entries
+        ],
+        "next": since + len(entries),
+    }
+
+
 def new_api_key(*, legacy: bool) -> str:
     return ("key_" if legacy else "crsr_") + secrets.token_hex(32)
 
@@ -132,7 +150,7 @@ class Team:
         self.api_key = new_api_key(legacy=self.config.legacy_shapes)
         roster = build_roster(seed, spec.members, today - spec.days, today)
         self.data = TeamData(roster, seed, event_cache_events=event_cache_events)
-        self.limiter = RateLimiter()
+        self.limiter: RateLimiter[Bucket] = RateLimiter()
         self.faults = random.Random(splitmix64(seed ^ 0x5EED))
         self.log: list[RequestRecord] = []
 

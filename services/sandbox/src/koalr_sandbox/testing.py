@@ -152,6 +152,120 @@ class SandboxClient:
             page += 1
 
 
+@dataclass(frozen=True, slots=True)
+class SandboxOrg:
+    org: str
+    token: str
+
+
+class GithubSandboxClient:
+    """Async helpers over the GitHub half: ``/_sandbox/github`` and GitHub's Copilot routes.
+
+    ``defaults`` are merged into every :meth:`create_org` body.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, defaults: Mapping[str, Any] | None = None) -> None:
+        self.http = http
+        self.defaults = dict(defaults or {})
+
+    async def create_org(self, **spec: Any) -> SandboxOrg:
+        response = await self.http.post("/_sandbox/github/orgs", json=self.defaults | spec)
+        _expect(response, 201)
+        created = response.json()
+        return SandboxOrg(created["org"], created["token"])
+
+    async def configure(self, org: SandboxOrg, **changes: Any) -> dict[str, Any]:
+        response = await self.http.patch(f"/_sandbox/github/orgs/{org.org}", json=changes)
+        _expect(response, 200)
+        config: dict[str, Any] = response.json()
+        return config
+
+    async def rotate_token(self, org: SandboxOrg) -> SandboxOrg:
+        response = await self.http.post(f"/_sandbox/github/orgs/{org.org}/rotate-token")
+        _expect(response, 200)
+        return SandboxOrg(org.org, response.json()["token"])
+
+    async def token_with(self, org: SandboxOrg, *permissions: str) -> str:
+        response = await self.http.post(
+            f"/_sandbox/github/orgs/{org.org}/tokens", json={"permissions": list(permissions)}
+        )
+        _expect(response, 201)
+        token: str = response.json()["token"]
+        return token
+
+    async def add_late_rows(self, org: SandboxOrg, day: str, count: int) -> list[str]:
+        response = await self.http.post(
+            f"/_sandbox/github/orgs/{org.org}/late-rows", json={"day": day, "count": count}
+        )
+        _expect(response, 200)
+        logins: list[str] = response.json()["logins"]
+        return logins
+
+    async def truth(self, org: SandboxOrg, start: str, end: str) -> Any:
+        response = await self.http.get(
+            f"/_sandbox/github/orgs/{org.org}/truth", params={"start": start, "end": end}
+        )
+        _expect(response, 200)
+        return decimal_json(response)
+
+    async def call(
+        self,
+        org: SandboxOrg,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        token: str | None = None,
+        version: str | None = "2026-03-10",
+    ) -> httpx.Response:
+        """GET a GitHub route with the org's token (or ``token``) as a Bearer credential."""
+        headers = {
+            "Authorization": f"Bearer {org.token if token is None else token}",
+            "Accept": "application/vnd.github+json",
+        }
+        if version is not None:
+            headers["X-GitHub-Api-Version"] = version
+        return await self.http.get(path, params=params, headers=headers)
+
+    async def call_ok(self, org: SandboxOrg, path: str, **kwargs: Any) -> Any:
+        response = await self.call(org, path, **kwargs)
+        _expect(response, 200)
+        return decimal_json(response)
+
+    async def report(self, org: SandboxOrg, name: str, day: str | None = None) -> Any:
+        """A report envelope: ``name`` is e.g. ``users-1-day`` or ``users-28-day/latest``."""
+        params = {} if day is None else {"day": day}
+        return await self.call_ok(
+            org, f"/orgs/{org.org}/copilot/metrics/reports/{name}", params=params
+        )
+
+    async def download(self, link: str) -> list[Any]:
+        """Fetch a report file without credentials: NDJSON lines, or one JSON object in a list."""
+        response = await self.http.get(link)
+        _expect(response, 200)
+        if response.headers["content-type"].startswith("application/x-ndjson"):
+            return [json.loads(line, parse_float=Decimal) for line in response.text.splitlines()]
+        return [decimal_json(response)]
+
+    async def report_rows(self, org: SandboxOrg, name: str, day: str | None = None) -> list[Any]:
+        """Every row of every file of a report."""
+        envelope = await self.report(org, name, day)
+        rows: list[Any] = []
+        for link in envelope["download_links"]:
+            rows.extend(await self.download(link))
+        return rows
+
+    async def seats(self, org: SandboxOrg, per_page: int = 100) -> list[Any]:
+        """Every seat, following the Link header."""
+        seats: list[Any] = []
+        url: str | None = f"/orgs/{org.org}/copilot/billing/seats?per_page={per_page}"
+        while url is not None:
+            response = await self.call(org, url)
+            _expect(response, 200)
+            seats.extend(response.json()["seats"])
+            url = response.links.get("next", {}).get("url")
+        return seats
+
+
 def _expect(response: httpx.Response, status: int) -> None:
     if response.status_code != status:
         raise AssertionError(
