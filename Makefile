@@ -91,7 +91,7 @@ bench: services-up ## benchmarks: prints a table and appends to bench/results.cs
 	@$(WITH_INFRA_ENV) && $(UV) run --no-sync python -m bench
 
 .PHONY: sandbox
-sandbox: sync ## run the Cursor API sandbox (port SANDBOX_PORT, default 8010)
+sandbox: sync ## run the provider sandbox: Cursor and GitHub Copilot APIs (port SANDBOX_PORT, default 8010)
 	@$(UV) run --no-sync koalr-sandbox
 
 .PHONY: clean
