@@ -9,12 +9,12 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from prometheus_client import Counter, Histogram
 
-from koalr_contracts import DeadLetter, Event
+from koalr_contracts import DeadLetter, SyncStatusChanged
 from koalr_metrics.analytics import (
     DEFAULT_POLICY,
     DayRange,
@@ -25,6 +25,7 @@ from koalr_metrics.analytics import (
 from koalr_metrics.decoder import UsageDecoder
 from koalr_metrics.ingest import (
     NO_USAGE,
+    IntegrationEvent,
     PreparedUsage,
     ProjectionBatch,
     Record,
@@ -41,7 +42,9 @@ from koalr_runtime.logs import bind_correlation, get_logger
 
 log = get_logger(__name__)
 
-ProjectedT = TypeVar("ProjectedT", bound=Event)
+ProjectedT = TypeVar("ProjectedT", bound=IntegrationEvent | SyncStatusChanged)
+StoredT = TypeVar("StoredT")
+ProjectionOutcome = Literal["applied", "stale", "refused"]
 
 RECORDS = Counter(
     "koalr_metrics_records_total",
@@ -225,80 +228,93 @@ class IngestService:
             record = chunk[index]
             # Decoded again here (rare path): the worker sent text, not the event.
             ((_, event),) = decode_usage(record.topic, [record.value]).usage
-            rejected = await self._isolated(
+            outcome = await self._isolated(
                 record,
                 event.org_id,
                 event.integration_id,
                 self._repo.store_usage(usage_copy([event]), []),
             )
-            if rejected is None:
-                written += 1
+            if isinstance(outcome, Rejected):
+                refused.append(outcome)
             else:
-                refused.append(rejected)
+                written += 1
         for index, snapshot in prepared.snapshots:
-            rejected = await self._isolated(
+            outcome = await self._isolated(
                 chunk[index],
                 snapshot.org_id,
                 snapshot.integration_id,
                 self._repo.store_usage(NO_USAGE, [snapshot]),
             )
-            if rejected is not None:
-                refused.append(rejected)
+            if isinstance(outcome, Rejected):
+                refused.append(outcome)
         return written, refused
 
     @staticmethod
     async def _isolated(
-        record: Record, org_id: str, integration_id: UUID, store: Awaitable[object]
-    ) -> Rejected | None:
+        record: Record, org_id: str, integration_id: UUID, store: Awaitable[StoredT]
+    ) -> StoredT | Rejected:
         """Store one event on its own; a refusal becomes a :class:`Rejected`."""
         try:
-            await store
+            return await store
         except Exception as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
             error = StoreRefused(f"PostgreSQL refused the record: {exc}")
             return Rejected(record, error, org_id, integration_id)
-        return None
 
     async def project_integrations(self, records: Sequence[Record]) -> list[DeadLetter]:
         batch = decode_integration_batch(records)
-        rejected = await self._project(batch, self._repo.apply_integration_events)
-        for item in batch.events:
+        rejected, outcomes = await self._project(
+            batch, self._repo.apply_integration_events, "integrations"
+        )
+        for item, outcome in zip(batch.events, outcomes, strict=True):
             bind_correlation(
                 str(item.event.correlation_id),
                 integration_id=str(item.event.integration_id),
                 event_type=item.event.event_type,
+                sequence=item.event.sequence,
             )
-            log.info("projection.integration_event_applied")
-        RECORDS.labels("integrations", "applied").inc(len(batch.events))
+            log.info("projection.integration_event", outcome=outcome)
         return self._dead_letters(rejected, self._integrations_group, "integrations")
 
     async def project_sync_status(self, records: Sequence[Record]) -> list[DeadLetter]:
         batch = decode_sync_status_batch(records)
-        rejected = await self._project(batch, self._repo.apply_sync_statuses)
-        RECORDS.labels("sync_status", "applied").inc(len(batch.events))
+        rejected, _ = await self._project(batch, self._repo.apply_sync_statuses, "sync_status")
         return self._dead_letters(rejected, self._sync_status_group, "sync_status")
 
     async def _project(
         self,
         batch: ProjectionBatch[ProjectedT],
-        apply: Callable[[list[ProjectedT]], Awaitable[object]],
-    ) -> list[Rejected]:
+        apply: Callable[[list[ProjectedT]], Awaitable[list[bool]]],
+        stream: str,
+    ) -> tuple[list[Rejected], list[ProjectionOutcome]]:
         """Apply a decoded batch at once; if PostgreSQL refuses it, event by event, so only the
-        refused events are rejected. Transient failures propagate (the batch is retried)."""
+        refused events are rejected. Transient failures propagate (the batch is retried).
+
+        Returns the rejected records and, per decoded event, its outcome: ``applied``,
+        ``stale`` (its sequence does not follow the last one applied: a redelivery or an
+        overtaken event) or ``refused`` (among the rejected)."""
         rejected = list(batch.rejected)
+        outcomes: list[ProjectionOutcome]
         try:
-            await apply([item.event for item in batch.events])
+            applied = await apply([item.event for item in batch.events])
+            outcomes = ["applied" if a else "stale" for a in applied]
         except Exception as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
+            outcomes = []
             for item in batch.events:
-                refused = await self._isolated(
+                one = await self._isolated(
                     item.record, item.event.org_id, item.event.integration_id, apply([item.event])
                 )
-                if refused is not None:
-                    rejected.append(refused)
-        return rejected
+                if isinstance(one, Rejected):
+                    rejected.append(one)
+                    outcomes.append("refused")
+                else:
+                    outcomes.append("applied" if all(one) else "stale")
+        for outcome in ("applied", "stale"):
+            RECORDS.labels(stream, outcome).inc(outcomes.count(outcome))
+        return rejected, outcomes
 
     def _dead_letters(
         self, rejected: Sequence[Rejected], consumer_group: str, stream: str
