@@ -93,6 +93,17 @@ def test_member_sees_only_days_with_enough_active_members_and_no_spend() -> None
     assert entry["freshness"]["state"] == "pending"
 
 
+def test_suppressed_days_do_not_count_as_days_with_data_for_members() -> None:
+    # Rows on 2, 3 and 4 March; only 4 March (6 active) reaches the default group size of 5.
+    member = provider_summary(_data([]), RANGE, is_admin=False, policy=Policy())
+    assert (member["freshness"]["days_with_data"], member["freshness"]["days_in_range"]) == (1, 5)
+    # With a group size of 2, 2 March (2 active) shows too; 3 March (0 active) stays hidden.
+    small = provider_summary(_data([]), RANGE, is_admin=False, policy=Policy(min_group_size=2))
+    assert small["freshness"]["days_with_data"] == 2
+    admin = provider_summary(_data([]), RANGE, is_admin=True, policy=Policy())
+    assert admin["freshness"]["days_with_data"] == 3
+
+
 def test_member_spend_follows_the_policy() -> None:
     policy = Policy(members_can_see_spend=True, min_group_size=2)
     entry = provider_summary(

@@ -281,6 +281,21 @@ async def test_member_view_is_suppressed_below_the_threshold_and_has_no_people_o
     ]
 
 
+async def test_a_member_does_not_learn_of_activity_on_suppressed_days(seeded: Seeded) -> None:
+    days = range_days(7)
+    daily = seeded.truth.daily(seeded.ids[ORG], days)
+    with_rows = [d for d in days if daily[d]["rows"] > 0]
+    visible = [d for d in with_rows if daily[d]["active"] >= 5]
+    assert (len(with_rows), len(visible)) == (4, 2)
+
+    status, body = await _get(seeded.client, SUMMARY, auth(ORG, "member"), days=7)
+    assert status == 200
+    (entry,) = body["providers"]
+    assert (entry["freshness"]["days_with_data"], entry["freshness"]["days_in_range"]) == (2, 7)
+    status, body = await _get(seeded.client, SUMMARY, auth(ORG), days=7)
+    assert body["providers"][0]["freshness"]["days_with_data"] == 4
+
+
 async def test_policy_lets_members_see_spend_with_the_chosen_threshold(seeded: Seeded) -> None:
     path = f"/v1/orgs/{POLICY_ORG}/ai-analytics/settings"
     admin = auth(POLICY_ORG)

@@ -6,8 +6,9 @@ Pure functions over what the repository read. The rules (docs/metrics.md, "Priva
 - Members never see per-member rows, names or emails. A day on which fewer than
   ``min_group_size`` members were active comes back suppressed (``null`` value and
   ``"suppressed": true``) in ``dau``, ``requests`` and, when spend is allowed, ``spend.daily``.
-  The model breakdown and the spend total are computed from the visible days only, so they
-  still add up to what the member sees. Spend appears only when the org allows it.
+  The model breakdown, the spend total and ``freshness.days_with_data`` are computed from the
+  visible days only, so they still add up to what the member sees and a suppressed day reveals
+  nothing (not even that someone was active). Spend appears only when the org allows it.
 """
 
 from __future__ import annotations
@@ -145,8 +146,6 @@ def provider_summary(
     days_with_data = 0
     for day, iso in days:
         rollup = by_day.get(day, empty)
-        if rollup.member_days > 0:
-            days_with_data += 1
         if is_admin:
             dau.append({"date": iso, "active_users": rollup.active_users})
             requests.append({"date": iso, "requests": rollup.requests})
@@ -160,6 +159,10 @@ def provider_summary(
             dau.append({"date": iso, "active_users": rollup.active_users, "suppressed": False})
             requests.append({"date": iso, "requests": rollup.requests, "suppressed": False})
             daily_spend.append({"date": iso, "cents": rollup.charged_cents, "suppressed": False})
+        # Only a day the viewer may see counts: a suppressed day tells a member nothing, not
+        # even that someone was active on it.
+        if rollup.member_days > 0:
+            days_with_data += 1
         visible_requests += rollup.requests
         visible_cents += rollup.charged_cents
 
