@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -13,6 +12,7 @@ from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from prometheus_client import Counter, Histogram
+from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
 from koalr_contracts import DeadLetter, SyncStatusChanged
 from koalr_metrics.analytics import (
@@ -85,21 +85,32 @@ class IngestStats:
     """Usage batches read before a failed batch was sought back, dropped to be read again."""
 
 
-class Backoff:
-    """Exponential pause with jitter between attempts at the same batch."""
+class RetryPause:
+    """The pause before the next attempt at a batch PostgreSQL (or Kafka) could not take.
+
+    A failed batch is not retried in place: the consumer seeks back to it and returns, so it keeps
+    polling (and stays in its group) however long the database is down, and no attempt limit
+    ever drops the batch. What grows with consecutive failures is this pause: tenacity's
+    exponential backoff with jitter (``wait_exponential_jitter``, the policy the project's retries
+    use through stamina), ``initial_s`` doubling up to ``max_s`` plus up to ``initial_s`` of
+    jitter, never above ``max_s``. A stored batch resets it.
+    """
 
     def __init__(self, initial_s: float, max_s: float) -> None:
-        self._initial_s = initial_s
-        self._max_s = max(max_s, initial_s)
-        self._next_s = initial_s
+        self._wait = wait_exponential_jitter(
+            multiplier=initial_s, max=max(max_s, initial_s), jitter=initial_s
+        )
+        self._failures = RetryCallState(AsyncRetrying(wait=self._wait), None, (), {})
+        self._failures.attempt_number = 0
 
     def next_delay_s(self) -> float:
-        delay = self._next_s
-        self._next_s = min(self._max_s, self._next_s * 2)
-        return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+        """The pause after one more consecutive failure."""
+        self._failures.attempt_number += 1
+        return self._wait(self._failures)
 
     def reset(self) -> None:
-        self._next_s = self._initial_s
+        """A batch was stored: the next failure starts from ``initial_s`` again."""
+        self._failures.attempt_number = 0
 
 
 @dataclass(frozen=True, slots=True)
