@@ -375,19 +375,41 @@ OrgAdminDep = Annotated[Principal, Depends(org_admin)]
 Days = Annotated[int, Query(ge=1, le=90, description="Days up to today (UTC), 1 to 90.")]
 ProviderFilter = Annotated[Provider | None, Query(description="Only this provider.")]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "Missing, malformed, expired or wrong token."},
-    403: {"model": ErrorOut, "description": "Token for another org, or role too low."},
-    422: {"model": ErrorOut, "description": "Invalid query or body (`invalid_request`)."},
+Responses = dict[int | str, dict[str, Any]]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+_UNAUTHORIZED = _error(
+    "Missing, malformed, expired or wrongly signed token (`unauthorized`, `invalid_token`, "
+    "`token_expired`)."
+)
+_INTERNAL = _error("Unexpected failure on our side (`internal_error`).")
+_INVALID = _error("Invalid query or body (`invalid_request`); the message names the field.")
+_VIEWER_ERRORS: Responses = {
+    401: _UNAUTHORIZED,
+    403: _error("Token for another organisation (`forbidden`)."),
+    422: _INVALID,
+    500: _INTERNAL,
+}
+_ADMIN_ERRORS: Responses = {
+    **_VIEWER_ERRORS,
+    403: _error("Token for another organisation (`forbidden`), or not an admin (`admin_only`)."),
 }
 
-router = APIRouter(prefix="/v1/orgs/{org_id}/ai-analytics", tags=["ai-analytics"])
+router = APIRouter(
+    prefix="/v1/orgs/{org_id}/ai-analytics",
+    tags=["ai-analytics"],
+    default_response_class=ExactJSONResponse,
+)
 
 
 @router.get(
     "/summary",
-    response_class=ExactJSONResponse,
-    responses={200: {"model": SummaryOut}, **_ERRORS},
+    response_model=SummaryOut,
+    responses=_VIEWER_ERRORS,
     summary="Usage, models and (where allowed) spend per provider, as the viewer may see them",
 )
 async def get_summary(
@@ -397,14 +419,15 @@ async def get_summary(
     days: Days = 30,
     provider: ProviderFilter = None,
 ) -> Response:
-    document = await analytics.summary(principal, org_id, days=days, provider=provider)
-    return ExactJSONResponse(document)
+    return ExactJSONResponse(
+        await analytics.summary(principal, org_id, days=days, provider=provider)
+    )
 
 
 @router.get(
     "/members",
-    response_class=ExactJSONResponse,
-    responses={200: {"model": MembersOut}, **_ERRORS},
+    response_model=MembersOut,
+    responses=_ADMIN_ERRORS,
     summary="Per-member activity and spend (admins only)",
 )
 async def get_members(
@@ -414,14 +437,15 @@ async def get_members(
     days: Days = 30,
     provider: ProviderFilter = None,
 ) -> Response:
-    document = await analytics.members(principal, org_id, days=days, provider=provider)
-    return ExactJSONResponse(document)
+    return ExactJSONResponse(
+        await analytics.members(principal, org_id, days=days, provider=provider)
+    )
 
 
 @router.get(
     "/settings",
-    response_class=ExactJSONResponse,
-    responses={200: {"model": PolicyOut}, **_ERRORS},
+    response_model=PolicyOut,
+    responses=_ADMIN_ERRORS,
     summary="The org's privacy policy (admins only)",
 )
 async def get_settings(org_id: str, principal: OrgAdminDep, analytics: AnalyticsDep) -> Response:
@@ -430,8 +454,8 @@ async def get_settings(org_id: str, principal: OrgAdminDep, analytics: Analytics
 
 @router.put(
     "/settings",
-    response_class=ExactJSONResponse,
-    responses={200: {"model": PolicyOut}, **_ERRORS},
+    response_model=PolicyOut,
+    responses=_ADMIN_ERRORS,
     summary="Set the org's privacy policy (admins only)",
 )
 async def put_settings(

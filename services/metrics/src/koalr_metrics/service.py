@@ -8,18 +8,19 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 from uuid import UUID
 
 from prometheus_client import Counter, Histogram
 from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
-from koalr_contracts import DeadLetter, SyncStatusChanged
+from koalr_contracts import DeadLetter, Provider, SyncStatusChanged
 from koalr_metrics.analytics import (
     DEFAULT_POLICY,
     DayRange,
     Policy,
     members_document,
+    policy_document,
     summary_document,
 )
 from koalr_metrics.decoder import UsageDecoder
@@ -36,6 +37,7 @@ from koalr_metrics.ingest import (
     usage_copy,
 )
 from koalr_metrics.repository import MetricsRepository, is_transient
+from koalr_metrics.schemas import MembersOut, PolicyOut, SummaryOut
 from koalr_runtime.auth import Principal, authorize
 from koalr_runtime.kafka import dead_letter_for
 from koalr_runtime.logs import bind_correlation, get_logger
@@ -364,8 +366,8 @@ class AnalyticsService:
         self._today = today
 
     async def summary(
-        self, principal: Principal, org_id: str, *, days: int, provider: str | None
-    ) -> dict[str, Any]:
+        self, principal: Principal, org_id: str, *, days: int, provider: Provider | None
+    ) -> SummaryOut:
         authorize(principal, org_id, admin_only=False)
         day_range = DayRange.ending(self._today(), days)
         policy, providers = await self._repo.provider_data(
@@ -376,19 +378,24 @@ class AnalyticsService:
         return summary_document(org_id, principal.role, day_range, providers, policy=policy)
 
     async def members(
-        self, principal: Principal, org_id: str, *, days: int, provider: str | None
-    ) -> dict[str, Any]:
+        self, principal: Principal, org_id: str, *, days: int, provider: Provider | None
+    ) -> MembersOut:
         authorize(principal, org_id, admin_only=True)
         day_range = DayRange.ending(self._today(), days)
         return members_document(await self._repo.member_activity(org_id, provider, day_range))
 
-    async def policy(self, principal: Principal, org_id: str) -> dict[str, Any]:
+    async def policy(self, principal: Principal, org_id: str) -> PolicyOut:
         authorize(principal, org_id, admin_only=True)
         policy = await self._repo.org_policy(org_id)
-        return {"org_id": org_id, **policy.as_json()}
+        return policy_document(org_id, policy)
 
-    async def set_policy(self, principal: Principal, org_id: str, policy: Policy) -> dict[str, Any]:
+    async def set_policy(self, principal: Principal, org_id: str, policy: Policy) -> PolicyOut:
         authorize(principal, org_id, admin_only=True)
         saved = await self._repo.save_org_policy(org_id, policy, updated_by=principal.sub)
-        log.info("settings.updated", org_id=org_id, **saved.as_json())
-        return {"org_id": org_id, **saved.as_json()}
+        log.info(
+            "settings.updated",
+            org_id=org_id,
+            members_can_see_spend=saved.members_can_see_spend,
+            min_group_size=saved.min_group_size,
+        )
+        return policy_document(org_id, saved)
