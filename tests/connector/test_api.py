@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -11,6 +12,7 @@ import respx
 
 from koalr_connector.integrations import TEAM_PLAN_MESSAGE
 from koalr_contracts import (
+    AnyEvent,
     IntegrationConnected,
     IntegrationCredentialsRotated,
     IntegrationDisconnected,
@@ -323,6 +325,43 @@ async def test_rotation_revalidates_the_new_key_and_emits_credentials_rotated(
     assert (second.org_id, second.provider, second.plan) == (org, "cursor", "enterprise")
     assert sealer().open(second.sealed_credential, context=connected["id"]) == rotated_team.api_key
     assert len(integrations_tail.matching(connected["id"])) == 2
+
+
+async def test_integration_events_carry_the_integrations_next_sequence(
+    stack: Stack, sandbox: SandboxClient, integrations_tail: TopicTail
+) -> None:
+    org = new_org()
+    team = await sandbox.create_team(plan="business")
+    connected = (await connect_cursor(stack, org, team)).json()
+    url = f"/v1/orgs/{org}/integrations/{connected['id']}"
+    other = (await connect_cursor(stack, new_org(), await sandbox.create_team())).json()
+
+    rotations = await asyncio.gather(
+        *(
+            stack.http.put(f"{url}/credentials", json={"api_key": team.api_key}, headers=auth(org))
+            for _ in range(3)
+        )
+    )
+    assert [r.status_code for r in rotations] == [200, 200, 200]
+    assert (await stack.http.delete(url, headers=auth(org))).status_code == 204
+
+    records = await integrations_tail.wait_for(connected["id"], count=5)
+    assert [sequenced(r.event()) for r in records] == [
+        ("IntegrationConnected", 1),
+        ("IntegrationCredentialsRotated", 2),
+        ("IntegrationCredentialsRotated", 3),
+        ("IntegrationCredentialsRotated", 4),
+        ("IntegrationDisconnected", 5),
+    ]
+    (other_connected,) = await integrations_tail.wait_for(other["id"])
+    assert sequenced(other_connected.event()) == ("IntegrationConnected", 1)
+
+
+def sequenced(event: AnyEvent) -> tuple[str, int]:
+    assert isinstance(
+        event, IntegrationConnected | IntegrationCredentialsRotated | IntegrationDisconnected
+    )
+    return event.event_type, event.sequence
 
 
 async def test_rotation_after_a_plan_upgrade_leaves_degraded(

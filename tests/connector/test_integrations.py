@@ -15,6 +15,7 @@ from koalr_connector.integrations import (
     SyncError,
     SyncSummary,
     apply_sync_status,
+    follows,
 )
 from koalr_contracts import SyncProgress, SyncStatusChanged
 
@@ -91,32 +92,78 @@ def test_the_events_message_wins_over_the_default() -> None:
     assert updated.sync.last_error == SyncError("invalid_api_key", "Key revoked.")
 
 
-def test_older_events_are_ignored_and_equal_ones_applied() -> None:
-    current = integration(status_at=T0)
-    assert (
-        apply_sync_status(
-            current, event(current, state="idle", occurred_at=T0 - timedelta(seconds=1))
-        )
-        is None
+def test_a_higher_sequence_is_applied_even_with_an_older_clock() -> None:
+    current = integration(state="error", status_sequence=4)
+    updated = apply_sync_status(
+        current, event(current, state="idle", sequence=5, occurred_at=T0 - timedelta(hours=1))
     )
-    same = apply_sync_status(current, event(current, state="idle", occurred_at=T0))
-    assert same is not None
-    assert same.sync.status_at == T0
+    assert updated is not None
+    assert (updated.sync.state, updated.sync.status_sequence) == ("idle", 5)
+
+
+@pytest.mark.parametrize("sequence", [3, 4])
+def test_a_redelivered_or_overtaken_sequence_is_ignored_even_with_a_newer_clock(
+    sequence: int,
+) -> None:
+    current = integration(state="idle", status_sequence=4)
+    late = event(
+        current,
+        state="error",
+        reason_code="invalid_api_key",
+        sequence=sequence,
+        occurred_at=T0 + timedelta(hours=1),
+    )
+    assert apply_sync_status(current, late) is None
+
+
+def test_unordered_events_apply_in_arrival_order_until_an_ordered_one_arrives() -> None:
+    current = integration(state="syncing")
+    first = apply_sync_status(current, event(current, state="idle", occurred_at=T0))
+    assert first is not None
+    assert (first.sync.state, first.sync.status_sequence) == ("idle", 0)
+    earlier_clock = event(current, state="syncing", occurred_at=T0 - timedelta(minutes=5))
+    second = apply_sync_status(first, earlier_clock)
+    assert second is not None
+    assert second.sync.state == "syncing"
+    ordered = apply_sync_status(second, event(current, state="idle", sequence=1))
+    assert ordered is not None
+    assert apply_sync_status(ordered, event(current, state="syncing")) is None
+
+
+@pytest.mark.parametrize(
+    ("sequence", "last", "expected"),
+    [
+        (1, 0, True),
+        (7, 6, True),
+        (9, 6, True),
+        (6, 6, False),
+        (5, 6, False),
+        (0, 0, True),
+        (0, 1, False),
+    ],
+)
+def test_follows(*, sequence: int, last: int, expected: bool) -> None:
+    assert follows(sequence, last) is expected
 
 
 def test_known_facts_are_kept_when_an_event_omits_them() -> None:
     current = integration(
-        state="idle", last_success_at=T0, data_through=date(2026, 2, 28), status_at=T0
+        state="idle", last_success_at=T0, data_through=date(2026, 2, 28), status_sequence=2
     )
     updated = apply_sync_status(
         current,
-        event(current, state="syncing", progress=SyncProgress(done=1, total=3, unit="chunks")),
+        event(
+            current,
+            state="syncing",
+            sequence=3,
+            progress=SyncProgress(done=1, total=3, unit="chunks"),
+        ),
     )
     assert updated is not None
     assert updated.sync.last_success_at == T0
     assert updated.sync.data_through == date(2026, 2, 28)
     assert updated.sync.progress == {"done": 1, "total": 3, "unit": "chunks"}
-    assert updated.sync.status_at == T0 + timedelta(minutes=1)
+    assert updated.sync.status_sequence == 3
 
 
 def test_the_team_plan_message_names_the_member_list_and_the_plan_needed() -> None:

@@ -221,17 +221,19 @@ async def test_two_relays_keep_per_integration_order_and_publish_each_event_once
 
 async def test_the_relay_waits_until_kafka_is_started(repository: Repository) -> None:
     await enqueue(repository, message(uuid4()))
+    waiting = asyncio.Event()
     started = asyncio.Event()
 
     async def ready() -> None:
+        waiting.set()
         await started.wait()
 
     kafka = FakeKafka()
     relay = OutboxRelay(repository, kafka, ready=ready, interval_s=0.05)
     task = asyncio.create_task(relay.run())
     try:
-        for _ in range(20):
-            await asyncio.sleep(0.01)
+        # The relay reached the point where it waits for Kafka, with a message pending.
+        await asyncio.wait_for(waiting.wait(), timeout=10)
         assert kafka.calls == 0
         started.set()
         await wait_until(lambda: _all_published(repository), timeout_s=10, interval_s=0.02)

@@ -205,33 +205,56 @@ async def test_a_team_plan_stays_degraded_when_its_sync_is_idle(
     assert body["sync"]["last_error"] is None
 
 
-async def test_older_events_are_ignored(
+async def test_status_events_are_ordered_by_sequence_not_by_clock(
     stack: Stack, sandbox: SandboxClient, producer: AIOKafkaProducer
 ) -> None:
     integration = await connected(stack, sandbox)
     now = datetime.now(UTC)
-    await send(stack, producer, status_event(integration, state="idle", occurred_at=now))
+    await send(
+        stack, producer, status_event(integration, state="idle", sequence=2, occurred_at=now)
+    )
     await wait_for_state(stack, integration, state="idle")
     stale_before = await read_metric(stack, EVENTS, outcome="stale")
 
-    await send(
-        stack,
-        producer,
-        status_event(
-            integration,
-            state="error",
-            reason_code="invalid_api_key",
-            occurred_at=now - timedelta(minutes=1),
-        ),
+    # An overtaken event (lower sequence) and a redelivery (same sequence), both with a newer
+    # clock than the applied one: ignored.
+    for sequence in (1, 2):
+        await send(
+            stack,
+            producer,
+            status_event(
+                integration,
+                state="error",
+                reason_code="invalid_api_key",
+                sequence=sequence,
+                occurred_at=now + timedelta(minutes=1),
+            ),
+        )
+    await wait_until(
+        lambda: _grew(stack, EVENTS, stale_before, outcome="stale", by=2), timeout_s=30
     )
-
-    await wait_until(lambda: _grew(stack, EVENTS, stale_before, outcome="stale"), timeout_s=30)
     body = await fetch(stack, integration)
     assert (body["status"], body["sync"]["state"], body["sync"]["last_error"]) == (
         "active",
         "idle",
         None,
     )
+
+    # The next sequence from a producer whose clock is an hour behind: applied.
+    await send(
+        stack,
+        producer,
+        status_event(
+            integration,
+            state="error",
+            reason_code="rate_limited",
+            sequence=3,
+            occurred_at=now - timedelta(hours=1),
+        ),
+    )
+    body = await wait_for_state(stack, integration, state="error")
+    assert body["status"] == "active"
+    assert body["sync"]["last_error"]["code"] == "rate_limited"
 
 
 async def test_unknown_foreign_and_disconnected_integrations_are_ignored(

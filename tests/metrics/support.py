@@ -26,6 +26,7 @@ from koalr_contracts import (
     CycleSpendSnapshot,
     DeadLetter,
     IntegrationConnected,
+    IntegrationCredentialsRotated,
     IntegrationDisconnected,
     ModelUsage,
     SyncStatusChanged,
@@ -244,13 +245,25 @@ def connected(
 
 
 def disconnected(
-    org_id: str, integration_id: UUID, *, purge: bool, provider: str = "cursor"
+    org_id: str, integration_id: UUID, *, purge: bool, provider: str = "cursor", **fields: Any
 ) -> IntegrationDisconnected:
     return IntegrationDisconnected(
         org_id=org_id,
         integration_id=integration_id,
         provider=provider,  # type: ignore[arg-type]
         purge=purge,
+        **fields,
+    )
+
+
+def rotated(org_id: str, integration_id: UUID, **fields: Any) -> IntegrationCredentialsRotated:
+    return IntegrationCredentialsRotated(
+        org_id=org_id,
+        integration_id=integration_id,
+        provider="cursor",
+        plan="enterprise",
+        sealed_credential=SEALED,
+        **fields,
     )
 
 

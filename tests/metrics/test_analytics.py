@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from koalr_metrics.analytics import (
@@ -17,6 +19,7 @@ from koalr_metrics.analytics import (
     provider_summary,
     share,
 )
+from koalr_metrics.jsonio import dumps
 
 RANGE = DayRange.ending(date(2026, 3, 5), 5)  # 1 to 5 March
 ID = UUID("00000000-0000-0000-0000-000000000001")
@@ -43,6 +46,19 @@ def _data(models: list[ModelTotal], **overrides: object) -> ProviderData:
     return ProviderData(**fields)  # type: ignore[arg-type]
 
 
+def rendered(document: object) -> Any:
+    """The document as a client reads it (exact decimals)."""
+    return json.loads(dumps(document), parse_float=Decimal)
+
+
+def rendered_summary(data: ProviderData, day_range: DayRange, **kwargs: Any) -> Any:
+    return rendered(provider_summary(data, day_range, **kwargs))
+
+
+def rendered_members(members: list[MemberActivity]) -> Any:
+    return rendered(members_document(members))
+
+
 def test_range_and_share() -> None:
     assert RANGE.start == date(2026, 3, 1)
     assert len(RANGE.days) == 5
@@ -54,7 +70,7 @@ def test_range_and_share() -> None:
 
 def test_admin_sees_every_day_unsuppressed_with_spend() -> None:
     models = [ModelTotal("o3", 40), ModelTotal("gpt-5", 60), ModelTotal("a-model", 40)]
-    entry = provider_summary(
+    entry = rendered_summary(
         _data(
             models,
             cycle_start=date(2026, 3, 1),
@@ -75,13 +91,13 @@ def test_admin_sees_every_day_unsuppressed_with_spend() -> None:
         ("o3", Decimal("0.2857")),
     ]
     assert entry["spend"]["total_cents"] == Decimal("14.75")
-    assert entry["spend"]["cycle"] == {"start": date(2026, 3, 1), "total_cents": Decimal("99.9")}
+    assert entry["spend"]["cycle"] == {"start": "2026-03-01", "total_cents": Decimal("99.9")}
     assert entry["freshness"]["days_with_data"] == 3
     assert entry["freshness"]["state"] == "idle"
 
 
 def test_member_sees_only_days_with_enough_active_members_and_no_spend() -> None:
-    entry = provider_summary(
+    entry = rendered_summary(
         _data([ModelTotal("gpt-5", 100)]), RANGE, is_admin=False, policy=Policy()
     )
     assert entry["dau"][3] == {"date": "2026-03-04", "active_users": 6, "suppressed": False}
@@ -93,9 +109,20 @@ def test_member_sees_only_days_with_enough_active_members_and_no_spend() -> None
     assert entry["freshness"]["state"] == "pending"
 
 
+def test_suppressed_days_do_not_count_as_days_with_data_for_members() -> None:
+    # Rows on 2, 3 and 4 March; only 4 March (6 active) reaches the default group size of 5.
+    member = rendered_summary(_data([]), RANGE, is_admin=False, policy=Policy())
+    assert (member["freshness"]["days_with_data"], member["freshness"]["days_in_range"]) == (1, 5)
+    # With a group size of 2, 2 March (2 active) shows too; 3 March (0 active) stays hidden.
+    small = rendered_summary(_data([]), RANGE, is_admin=False, policy=Policy(min_group_size=2))
+    assert small["freshness"]["days_with_data"] == 2
+    admin = rendered_summary(_data([]), RANGE, is_admin=True, policy=Policy())
+    assert admin["freshness"]["days_with_data"] == 3
+
+
 def test_member_spend_follows_the_policy() -> None:
     policy = Policy(members_can_see_spend=True, min_group_size=2)
-    entry = provider_summary(
+    entry = rendered_summary(
         _data(
             [],
             cycle_start=date(2026, 3, 1),
@@ -109,14 +136,14 @@ def test_member_spend_follows_the_policy() -> None:
     assert entry["spend"]["total_cents"] == Decimal("14.75")
     assert [p["suppressed"] for p in entry["spend"]["daily"]] == [True, False, True, False, True]
     assert entry["spend"]["cycle"] == {
-        "start": date(2026, 3, 1),
+        "start": "2026-03-01",
         "total_cents": None,
         "suppressed": True,
     }
 
 
 def test_members_are_sorted_by_requests() -> None:
-    doc = members_document(
+    doc = rendered_members(
         [
             MemberActivity("cursor", "b@x.io", "B", 1, 5, "o3", Decimal("1.5")),
             MemberActivity("cursor", "a@x.io", "A", 2, 9, None, Decimal(0)),

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import jsonschema
 import jwt
 import pytest
 from prometheus_client import REGISTRY
@@ -281,6 +282,21 @@ async def test_member_view_is_suppressed_below_the_threshold_and_has_no_people_o
     ]
 
 
+async def test_a_member_does_not_learn_of_activity_on_suppressed_days(seeded: Seeded) -> None:
+    days = range_days(7)
+    daily = seeded.truth.daily(seeded.ids[ORG], days)
+    with_rows = [d for d in days if daily[d]["rows"] > 0]
+    visible = [d for d in with_rows if daily[d]["active"] >= 5]
+    assert (len(with_rows), len(visible)) == (4, 2)
+
+    status, body = await _get(seeded.client, SUMMARY, auth(ORG, "member"), days=7)
+    assert status == 200
+    (entry,) = body["providers"]
+    assert (entry["freshness"]["days_with_data"], entry["freshness"]["days_in_range"]) == (2, 7)
+    status, body = await _get(seeded.client, SUMMARY, auth(ORG), days=7)
+    assert body["providers"][0]["freshness"]["days_with_data"] == 4
+
+
 async def test_policy_lets_members_see_spend_with_the_chosen_threshold(seeded: Seeded) -> None:
     path = f"/v1/orgs/{POLICY_ORG}/ai-analytics/settings"
     admin = auth(POLICY_ORG)
@@ -429,3 +445,81 @@ async def test_requests_are_counted_by_route_template_and_status(seeded: Seeded)
         _latencies_observed(template),
     )
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 2]
+
+
+def _closed(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The component schemas with no property left undocumented (additionalProperties false)."""
+    return {
+        name: {**schema, "additionalProperties": False} if "properties" in schema else schema
+        for name, schema in schemas.items()
+    }
+
+
+async def test_every_body_validates_against_the_openapi_document(seeded: Seeded) -> None:
+    spec = (await seeded.client.get("/openapi.json")).json()
+    components = {"schemas": _closed(spec["components"]["schemas"])}
+    money = [
+        spec["components"]["schemas"][model]["properties"][field]
+        for model, field in (("SpendOut", "total_cents"), ("MemberOut", "spend_cents"))
+    ]
+    assert [m["type"] for m in money] == ["number", "number"]
+
+    def check(route: str, method: str, response: httpx.Response) -> dict[str, Any]:
+        documented = spec["paths"][f"/v1/orgs/{{org_id}}/ai-analytics/{route}"][method]
+        content = documented["responses"][str(response.status_code)]["content"]
+        schema = {**content["application/json"]["schema"], "components": components}
+        body: dict[str, Any] = response.json()
+        validator = jsonschema.Draft202012Validator(
+            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+        errors = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(body)]
+        assert errors == [], (route, method, response.status_code, errors)
+        return body
+
+    base = "/v1/orgs/{}/ai-analytics/{}"
+    admin, member = auth(OTHER_ORG), auth(OTHER_ORG, "member")
+    settings_url = base.format(OTHER_ORG, "settings")
+    summary_url = base.format(OTHER_ORG, "summary")
+    seen: list[tuple[str, int, bool]] = []
+
+    def summary_seen(body: dict[str, Any]) -> None:
+        (entry,) = body["providers"]
+        cycle = entry["spend"]["cycle"] if "spend" in entry else None
+        seen.append((body["viewer_role"], len(body["providers"]), cycle is not None))
+
+    for headers in (admin, member):
+        response = await seeded.client.get(summary_url, headers=headers, params={"days": 7})
+        assert response.status_code == 200
+        summary_seen(check("summary", "get", response))
+    for min_group_size in (4, 7):
+        policy = {"members_can_see_spend": True, "min_group_size": min_group_size}
+        response = await seeded.client.put(settings_url, headers=admin, json=policy)
+        assert check("settings", "put", response) == {"org_id": OTHER_ORG, **policy}
+        response = await seeded.client.get(summary_url, headers=member, params={"days": 7})
+        summary_seen(check("summary", "get", response))
+    assert seen == [
+        ("admin", 1, True),
+        ("member", 1, False),
+        ("member", 1, True),
+        ("member", 1, True),
+    ]
+    response = await seeded.client.get(settings_url, headers=admin)
+    assert check("settings", "get", response)["min_group_size"] == 7
+    response = await seeded.client.get(
+        base.format(OTHER_ORG, "members"), headers=admin, params={"days": 7}
+    )
+    assert len(check("members", "get", response)["members"]) == 8
+
+    # Every documented error status answers the documented error body.
+    errors = [
+        ("summary", await seeded.client.get(summary_url)),
+        ("summary", await seeded.client.get(summary_url, headers=auth(ORG))),
+        ("summary", await seeded.client.get(summary_url, headers=admin, params={"days": 0})),
+        ("members", await seeded.client.get(base.format(OTHER_ORG, "members"), headers=member)),
+        ("settings", await seeded.client.get(settings_url, headers=member)),
+    ]
+    assert [r.status_code for _, r in errors] == [401, 403, 422, 403, 403]
+    for route, response in errors:
+        assert set(check(route, "get", response)["error"]) == {"code", "message"}
+    response = await seeded.client.put(settings_url, headers=admin, json={"min_group_size": 0})
+    assert check("settings", "put", response)["error"]["code"] == "invalid_request"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -20,22 +20,23 @@ from koalr_metrics.decoder import DecoderUnavailable, InlineDecoder, ProcessDeco
 from koalr_metrics.ingest import PreparedUsage, copy_text, usage_copy, usage_rows
 from koalr_metrics.repository import MEMBER_DAY_COLUMNS, MODEL_COLUMNS
 from koalr_runtime.migrations import migrate
-from tests.metrics.support import new_id, snapshot, today, usage
+from tests.metrics.support import new_id, snapshot, usage
 
 TOPIC = "tns." + topics.USAGE_RECORDS
-T0 = datetime.combine(today() - timedelta(days=1), time(12, 30, 15, 123456), tzinfo=UTC)
+T0 = datetime(2026, 1, 1, 12, 30, 15, 123456, tzinfo=UTC)
+DAY = date(2025, 12, 20)
+"""A usage day before every fetch time of these records (a day is never after its fetch)."""
 
 
 def _record(
     member: dict[str, str | None], models: dict[str, tuple[int, str]], **fields: Any
 ) -> UsageRecord:
     requests = sum(r for r, _ in models.values())
-    fetched_at: datetime = fields.pop("fetched_at", T0)
     return UsageRecord(
         org_id="org-1",
         integration_id=fields.pop("integration_id", new_id()),
         provider=fields.pop("provider", "cursor"),
-        day=fields.pop("day", fetched_at.astimezone(UTC).date() - timedelta(days=1)),
+        day=fields.pop("day", DAY),
         member=MemberRef(**member),
         is_active=requests > 0,
         requests=requests,
@@ -44,7 +45,7 @@ def _record(
             for m, (r, c) in models.items()
         ),
         charged_cents=sum((Decimal(c) for _, c in models.values()), Decimal(0)),
-        fetched_at=fetched_at,
+        fetched_at=fields.pop("fetched_at", T0),
     )
 
 
@@ -122,12 +123,12 @@ async def test_copy_text_stores_exactly_the_rows_a_binary_copy_stores(
 
 def _chunk() -> list[bytes | None]:
     integration = new_id()
-    day = today() - timedelta(days=2)
+    day = DAY
     older = usage("o", integration, day, "a@x.io", {"m": (1, "1")}, fetched_at=T0)
     newer = usage("o", integration, day, "a@x.io", {"m": (2, "2.5")}, fetched_at=T0 + timedelta(1))
     invalid = json.loads(encode_event(older))
     invalid["requests"] = 5
-    spend = snapshot("o", integration, today().replace(day=1), {"a@x.io": "3"}, fetched_at=T0)
+    spend = snapshot("o", integration, DAY.replace(day=1), {"a@x.io": "3"}, fetched_at=T0)
     return [
         encode_event(older),
         b"not json",

@@ -4,20 +4,22 @@ rows rendered for COPY."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from koalr_contracts import encode_event, topics
 from koalr_metrics.ingest import decode_usage, snapshot_rows, usage_rows
-from tests.metrics.support import new_id, snapshot, today, usage
+from tests.metrics.support import new_id, snapshot, usage
 
 TOPIC = "tns." + topics.USAGE_RECORDS
-T0 = datetime.combine(today(), time(), tzinfo=UTC)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+DAY = date(2025, 12, 31)
+"""A usage day before every fetch time of these records (a day is never after its fetch)."""
 
 
 def test_newest_record_per_key_wins_and_ties_go_to_the_later_offset() -> None:
     integration = new_id()
-    day = today() - timedelta(days=1)
+    day = DAY
     old = usage("o", integration, day, "a@x.io", {"m": (1, "1")}, fetched_at=T0)
     new = usage("o", integration, day, "a@x.io", {"m": (2, "2")}, fetched_at=T0 + timedelta(1))
     tie = usage("o", integration, day, "a@x.io", {"m": (3, "3")}, fetched_at=T0 + timedelta(1))
@@ -29,7 +31,7 @@ def test_newest_record_per_key_wins_and_ties_go_to_the_later_offset() -> None:
 
 
 def test_undecodable_and_invalid_records_are_rejected_with_their_reason() -> None:
-    good = usage("o", new_id(), today(), "a@x.io", {"m": (1, "0.5")}, fetched_at=T0)
+    good = usage("o", new_id(), DAY, "a@x.io", {"m": (1, "0.5")}, fetched_at=T0)
     invalid = json.loads(encode_event(good))
     invalid["charged_cents"] = "9.99"
     batch = decode_usage(
@@ -46,8 +48,8 @@ def test_undecodable_and_invalid_records_are_rejected_with_their_reason() -> Non
 
 def test_snapshot_with_a_member_twice_is_rejected_and_the_newest_snapshot_kept() -> None:
     integration = new_id()
-    newer = snapshot("o", integration, today(), {"a@x.io": "3", "b@x.io": "0"}, fetched_at=T0)
-    older = snapshot("o", integration, today(), {"a@x.io": "1"}, fetched_at=T0 - timedelta(hours=1))
+    newer = snapshot("o", integration, DAY, {"a@x.io": "3", "b@x.io": "0"}, fetched_at=T0)
+    older = snapshot("o", integration, DAY, {"a@x.io": "1"}, fetched_at=T0 - timedelta(hours=1))
     twice = json.loads(encode_event(newer))
     twice["members"].append(twice["members"][0])
     twice["total_cents"] = "6"
@@ -67,17 +69,17 @@ def test_rows_carry_each_model_and_the_envelope_of_unknown_integrations() -> Non
     record = usage(
         "org-9",
         integration,
-        today(),
+        DAY,
         "Dev@X.io",
         {"gpt-5": (3, "1.25"), "o3": (2, "0.75")},
         fetched_at=T0,
     )
     rows = usage_rows([record])
     assert rows.member_days == [
-        (integration, today(), "dev@x.io", "dev@x.io", "Dev", True, 5, Decimal("2.00"), T0)
+        (integration, DAY, "dev@x.io", "dev@x.io", "Dev", True, 5, Decimal("2.00"), T0)
     ]
     assert rows.models == [
-        (integration, today(), "dev@x.io", "gpt-5", 3, Decimal("1.25")),
-        (integration, today(), "dev@x.io", "o3", 2, Decimal("0.75")),
+        (integration, DAY, "dev@x.io", "gpt-5", 3, Decimal("1.25")),
+        (integration, DAY, "dev@x.io", "o3", 2, Decimal("0.75")),
     ]
     assert rows.integrations == {integration: ("org-9", "cursor")}

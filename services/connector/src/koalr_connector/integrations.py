@@ -48,7 +48,8 @@ class SyncSummary:
     data_through: date | None = None
     progress: dict[str, Any] | None = None
     last_error: SyncError | None = None
-    status_at: datetime | None = None
+    status_sequence: int = 0
+    """``sequence`` of the last applied ``SyncStatusChanged`` (0: none, or only unordered ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +82,26 @@ def error_message(code: ErrorCode, message: str | None) -> str:
     return message or DEFAULT_ERROR_MESSAGES.get(code, "The sync failed.")
 
 
+def follows(sequence: int, last: int) -> bool:
+    """Whether an event numbered ``sequence`` is applied after the one numbered ``last``.
+
+    Above the last one: yes. Equal or below: a redelivery or an overtaken event, ignored. Both
+    0: an unordered event (schema version 1), applied in arrival order. Clocks play no part.
+    """
+    return sequence > last or sequence == last == 0
+
+
 def apply_sync_status(current: Integration, event: SyncStatusChanged) -> Integration | None:
     """The integration after ``event``, or None when the event must be ignored.
 
-    - Events older than the last applied one (by ``occurred_at``) are ignored.
+    - Events that do not :func:`follow <follows>` the last applied one (by ``sequence``, which
+      the syncer assigns per integration) are ignored; ``occurred_at`` is not compared.
     - ``last_error`` carries the event's reason while the sync is not running or idle.
     - ``status``: ``error``/``invalid_api_key`` fails the integration; ``insufficient_plan``
       degrades it; a running or idle sync returns it to the plan's base status; other errors
       (rate limits, provider outages) leave it as it was.
     """
-    previous = current.sync.status_at
-    if previous is not None and event.occurred_at < previous:
+    if not follows(event.sequence, current.sync.status_sequence):
         return None
     last_error: SyncError | None = None
     if event.reason_code is not None and event.state not in ("idle", "syncing"):
@@ -111,6 +121,6 @@ def apply_sync_status(current: Integration, event: SyncStatusChanged) -> Integra
         data_through=event.data_through or current.sync.data_through,
         progress=event.progress.model_dump(mode="json") if event.progress else None,
         last_error=last_error,
-        status_at=event.occurred_at,
+        status_sequence=event.sequence,
     )
     return replace(current, status=status, sync=sync)

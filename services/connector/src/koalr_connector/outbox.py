@@ -12,7 +12,12 @@ the event waits. :class:`OutboxRelay` publishes waiting events:
 - retried with exponential back-off (``stamina``) while Kafka (or PostgreSQL) is unreachable.
 
 Delivery is at least once: a relay that dies after Kafka acknowledged but before its commit
-publishes the event again on restart; consumers de-duplicate on ``event_id``.
+publishes the event again on restart. A repeat is harmless by construction, not by a
+de-duplication table: every integration event carries the integration's next ``sequence``,
+taken in the transaction that writes its outbox row (``ConnectorService._announce``), and
+consumers apply an event only when its sequence is above the last one they applied, so a
+repeat is skipped. A repeated ``SyncJobRequested`` keeps its ``job_id`` and at worst re-reads
+the same window, which the idempotent upserts make harmless.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ Conn: TypeAlias = "PoolConnectionProxy[Any]"
 _INTEGRATION_COLUMNS = (
     "id, org_id, provider, external_id, plan, status, sealed_credential, correlation_id, "
     "created_at, sync_state, sync_last_success_at, sync_data_through, sync_progress, "
-    "sync_error_code, sync_error_message, sync_status_at"
+    "sync_error_code, sync_error_message, sync_status_seq"
 )
 
 
@@ -48,7 +48,7 @@ def _integration(row: asyncpg.Record) -> Integration:
             data_through=row["sync_data_through"],
             progress=row["sync_progress"],
             last_error=error,
-            status_at=row["sync_status_at"],
+            status_sequence=row["sync_status_seq"],
         ),
     )
 
@@ -138,7 +138,7 @@ class Repository:
             f"UPDATE {self._integrations} SET plan = $2, status = $3, "  # noqa: S608
             "sealed_credential = $4, sync_state = $5, sync_last_success_at = $6, "
             "sync_data_through = $7, sync_progress = $8, sync_error_code = $9, "
-            "sync_error_message = $10, sync_status_at = $11, updated_at = now() "
+            "sync_error_message = $10, sync_status_seq = $11, updated_at = now() "
             f"WHERE id = $1 AND disconnected_at IS NULL RETURNING {_INTEGRATION_COLUMNS}",
             integration.id,
             integration.plan,
@@ -150,7 +150,7 @@ class Repository:
             sync.progress,
             sync.last_error.code if sync.last_error else None,
             sync.last_error.message if sync.last_error else None,
-            sync.status_at,
+            sync.status_sequence,
         )
         assert row is not None  # noqa: S101 - callers hold the row lock
         return _integration(row)
@@ -166,6 +166,22 @@ class Repository:
             org_id,
         )
         return _integration(row) if row is not None else None
+
+    async def next_event_sequence(self, conn: Conn, integration_id: UUID) -> int:
+        """The sequence of the integration's next event, taken in the caller's transaction.
+
+        The row lock this takes (held until commit) orders concurrent changes of one
+        integration: their sequences follow the order of their commits, and so of their
+        outbox rows.
+        """
+        sequence: int | None = await conn.fetchval(
+            f"UPDATE {self._integrations} SET event_seq = event_seq + 1 "  # noqa: S608
+            "WHERE id = $1 RETURNING event_seq",
+            integration_id,
+        )
+        if sequence is None:
+            raise LookupError(f"integration {integration_id} does not exist")
+        return sequence
 
     # --- outbox -----------------------------------------------------------------------------
 

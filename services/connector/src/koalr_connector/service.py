@@ -54,6 +54,8 @@ _ORG_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 SyncStatusOutcome = Literal["applied", "stale", "unknown"]
 
+IntegrationEvent = IntegrationConnected | IntegrationCredentialsRotated | IntegrationDisconnected
+
 
 def _today() -> date:
     return datetime.now(UTC).date()
@@ -138,7 +140,7 @@ class ConnectorService:
         try:
             async with self._repository.transaction() as conn:
                 stored = await self._repository.insert(conn, draft)
-                await self._enqueue(conn, topics.INTEGRATIONS, event)
+                await self._announce(conn, event)
         except asyncpg.UniqueViolationError:
             async with self._repository.transaction() as conn:
                 existing = await self._repository.find_live_id(conn, org_id, provider, external_id)
@@ -205,7 +207,7 @@ class ConnectorService:
                 plan=plan,
                 sealed_credential=sealed,
             )
-            await self._enqueue(conn, topics.INTEGRATIONS, event)
+            await self._announce(conn, event)
         self._on_outbox_write()
         log.info(
             "integration.credentials_rotated",
@@ -262,7 +264,7 @@ class ConnectorService:
                 provider=gone.provider,
                 purge=purge,
             )
-            await self._enqueue(conn, topics.INTEGRATIONS, event)
+            await self._announce(conn, event)
         self._on_outbox_write()
         log.info(
             "integration.disconnected",
@@ -317,7 +319,7 @@ class ConnectorService:
                     plan=stored.plan,
                     sealed_credential=resealed,
                 )
-                await self._enqueue(conn, topics.INTEGRATIONS, event)
+                await self._announce(conn, event)
                 count += 1
         if count:
             self._on_outbox_write()
@@ -334,6 +336,17 @@ class ConnectorService:
             raise type(exc)(f"{exc.message} Nothing was saved.") from None
         VALIDATIONS.labels(provider, plan).inc()
         return plan
+
+    async def _announce(self, conn: Conn, event: IntegrationEvent) -> None:
+        """Put an integration event in the outbox with the integration's next sequence.
+
+        Called in the transaction that made the change: the sequence, the change and the
+        outbox row commit together, so consumers can order the events by ``sequence``.
+        """
+        sequence = await self._repository.next_event_sequence(conn, event.integration_id)
+        await self._enqueue(
+            conn, topics.INTEGRATIONS, event.model_copy(update={"sequence": sequence})
+        )
 
     async def _enqueue(self, conn: Conn, topic: str, event: AnyEvent) -> None:
         await self._repository.enqueue(conn, OutboxMessage.of(topic, event))

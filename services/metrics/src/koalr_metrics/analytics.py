@@ -6,8 +6,9 @@ Pure functions over what the repository read. The rules (docs/metrics.md, "Priva
 - Members never see per-member rows, names or emails. A day on which fewer than
   ``min_group_size`` members were active comes back suppressed (``null`` value and
   ``"suppressed": true``) in ``dau``, ``requests`` and, when spend is allowed, ``spend.daily``.
-  The model breakdown and the spend total are computed from the visible days only, so they
-  still add up to what the member sees. Spend appears only when the org allows it.
+  The model breakdown, the spend total and ``freshness.days_with_data`` are computed from the
+  visible days only, so they still add up to what the member sees and a suppressed day reveals
+  nothing (not even that someone was active). Spend appears only when the org allows it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Final
+from typing import Final, Literal
 from uuid import UUID
+
+from koalr_contracts import Provider, SyncState
+from koalr_metrics.schemas import (
+    CycleOut,
+    DauPoint,
+    MembersOut,
+    PolicyOut,
+    ProviderSummaryOut,
+    RequestsPoint,
+    Role,
+    SpendPoint,
+    SummaryOut,
+)
 
 DEFAULT_MIN_GROUP_SIZE: Final = 5
 SHARE_QUANTUM: Final = Decimal("0.0001")
-CURRENCY: Final = "USD"
+CURRENCY: Final[Literal["USD"]] = "USD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +45,6 @@ class Policy:
 
     members_can_see_spend: bool = False
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "members_can_see_spend": self.members_can_see_spend,
-            "min_group_size": self.min_group_size,
-        }
 
 
 DEFAULT_POLICY: Final = Policy()
@@ -56,21 +64,15 @@ class DayRange:
         return cls(end - timedelta(days=days - 1), end)
 
     @property
-    def days(self) -> list[date]:
-        return [day for day, _ in _days(self.start, self.end)]
-
-    def as_json(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end}
+    def days(self) -> tuple[date, ...]:
+        return _days(self.start, self.end)
 
 
 @functools.lru_cache(maxsize=256)
-def _days(start: date, end: date) -> tuple[tuple[date, str], ...]:
-    """Every day from ``start`` to ``end`` with its ISO text (the same few ranges are asked for
-    on every request of a day, so they are built once)."""
-    count = (end - start).days + 1
-    return tuple(
-        (day, day.isoformat()) for day in (start + timedelta(days=i) for i in range(count))
-    )
+def _days(start: date, end: date) -> tuple[date, ...]:
+    """Every day from ``start`` to ``end`` (the same few ranges are asked for on every request
+    of a day, so they are built once)."""
+    return tuple(start + timedelta(days=i) for i in range((end - start).days + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,8 @@ class ProviderData:
     """One integration's figures over a range, as read from the rollups and projections."""
 
     integration_id: UUID
-    provider: str
-    state: str | None
+    provider: Provider
+    state: SyncState | None
     data_through: date | None
     last_success_at: datetime | None
     cycle_start: date | None
@@ -108,7 +110,7 @@ class ProviderData:
 
 @dataclass(frozen=True, slots=True)
 class MemberActivity:
-    provider: str
+    provider: Provider
     email: str | None
     name: str | None
     active_days: int
@@ -131,40 +133,42 @@ def share(part: int, total: int) -> Decimal:
 
 def provider_summary(
     data: ProviderData, day_range: DayRange, *, is_admin: bool, policy: Policy
-) -> dict[str, Any]:
+) -> ProviderSummaryOut:
     """One entry of ``providers`` in the summary document."""
     threshold = visible_threshold(is_admin, policy)
     days = _days(day_range.start, day_range.end)
     by_day = {d.day: d for d in data.days}
     empty = DayRollup(day_range.start, 0, 0, 0, Decimal(0))
-    dau: list[dict[str, Any]] = []
-    requests: list[dict[str, Any]] = []
-    daily_spend: list[dict[str, Any]] = []
+    dau: list[DauPoint] = []
+    requests: list[RequestsPoint] = []
+    daily_spend: list[SpendPoint] = []
     visible_requests = 0
     visible_cents = Decimal(0)
     days_with_data = 0
-    for day, iso in days:
+    for day in days:
         rollup = by_day.get(day, empty)
-        if rollup.member_days > 0:
-            days_with_data += 1
         if is_admin:
-            dau.append({"date": iso, "active_users": rollup.active_users})
-            requests.append({"date": iso, "requests": rollup.requests})
-            daily_spend.append({"date": iso, "cents": rollup.charged_cents})
+            dau.append({"date": day, "active_users": rollup.active_users})
+            requests.append({"date": day, "requests": rollup.requests})
+            daily_spend.append({"date": day, "cents": rollup.charged_cents})
         elif rollup.active_users < threshold:
-            dau.append({"date": iso, "active_users": None, "suppressed": True})
-            requests.append({"date": iso, "requests": None, "suppressed": True})
-            daily_spend.append({"date": iso, "cents": None, "suppressed": True})
+            dau.append({"date": day, "active_users": None, "suppressed": True})
+            requests.append({"date": day, "requests": None, "suppressed": True})
+            daily_spend.append({"date": day, "cents": None, "suppressed": True})
             continue
         else:
-            dau.append({"date": iso, "active_users": rollup.active_users, "suppressed": False})
-            requests.append({"date": iso, "requests": rollup.requests, "suppressed": False})
-            daily_spend.append({"date": iso, "cents": rollup.charged_cents, "suppressed": False})
+            dau.append({"date": day, "active_users": rollup.active_users, "suppressed": False})
+            requests.append({"date": day, "requests": rollup.requests, "suppressed": False})
+            daily_spend.append({"date": day, "cents": rollup.charged_cents, "suppressed": False})
+        # Only a day the viewer may see counts: a suppressed day tells a member nothing, not
+        # even that someone was active on it.
+        if rollup.member_days > 0:
+            days_with_data += 1
         visible_requests += rollup.requests
         visible_cents += rollup.charged_cents
 
     models = sorted(data.models, key=lambda m: (-m.requests, m.model))
-    entry: dict[str, Any] = {
+    entry: ProviderSummaryOut = {
         "provider": data.provider,
         "integration_id": str(data.integration_id),
         "freshness": {
@@ -195,7 +199,7 @@ def provider_summary(
     return entry
 
 
-def _cycle(data: ProviderData, *, is_admin: bool, threshold: int) -> dict[str, Any] | None:
+def _cycle(data: ProviderData, *, is_admin: bool, threshold: int) -> CycleOut | None:
     if data.cycle_start is None or data.cycle_total_cents is None:
         return None
     if is_admin:
@@ -207,24 +211,24 @@ def _cycle(data: ProviderData, *, is_admin: bool, threshold: int) -> dict[str, A
 
 def summary_document(
     org_id: str,
-    viewer_role: str,
+    viewer_role: Role,
     day_range: DayRange,
     providers: Sequence[ProviderData],
     *,
     policy: Policy,
-) -> dict[str, Any]:
+) -> SummaryOut:
     is_admin = viewer_role == "admin"
     return {
         "org_id": org_id,
         "viewer_role": viewer_role,
-        "range": day_range.as_json(),
+        "range": {"start": day_range.start, "end": day_range.end},
         "providers": [
             provider_summary(p, day_range, is_admin=is_admin, policy=policy) for p in providers
         ],
     }
 
 
-def members_document(members: Sequence[MemberActivity]) -> dict[str, Any]:
+def members_document(members: Sequence[MemberActivity]) -> MembersOut:
     ordered = sorted(members, key=lambda m: (-m.requests, m.provider, m.email or "", m.name or ""))
     return {
         "members": [
@@ -239,4 +243,12 @@ def members_document(members: Sequence[MemberActivity]) -> dict[str, Any]:
             }
             for m in ordered
         ]
+    }
+
+
+def policy_document(org_id: str, policy: Policy) -> PolicyOut:
+    return {
+        "org_id": org_id,
+        "members_can_see_spend": policy.members_can_see_spend,
+        "min_group_size": policy.min_group_size,
     }

@@ -98,7 +98,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             await decoder.close()
             await pool.close()
 
-    app = FastAPI(
+    app = MetricsAPI(
         title="koalr-metrics",
         version="0.1.0",
         description="Role-filtered AI coding-assistant analytics (DAU, requests, models, spend).",
@@ -121,17 +121,15 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
         app, "metrics", [("kafka", kafka_reachable), ("postgres", postgres_reachable)]
     )
     app.include_router(router)
-    _document_bearer_auth(app)
     return app
 
 
-def _document_bearer_auth(app: FastAPI) -> None:
-    """Declare the bearer JWT in the OpenAPI document for every ``/v1`` route."""
-    build = app.openapi
+class MetricsAPI(FastAPI):
+    """The FastAPI app whose OpenAPI document declares the bearer JWT on every ``/v1`` route."""
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            schema = super().openapi()
             schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = (
                 BEARER_SCHEME
             )
@@ -139,7 +137,5 @@ def _document_bearer_auth(app: FastAPI) -> None:
                 if path.startswith("/v1/"):
                     for operation in operations.values():
                         operation["security"] = [{"bearer": []}]
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+            self.openapi_schema = schema
+        return self.openapi_schema

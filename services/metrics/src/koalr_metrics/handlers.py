@@ -21,8 +21,8 @@ from koalr_metrics.schemas import ErrorOut, MembersOut, PolicyIn, PolicyOut, Sum
 from koalr_metrics.service import (
     STORE_FAILURES,
     AnalyticsService,
-    Backoff,
     IngestService,
+    RetryPause,
     StoreUnavailable,
     SubmittedUsage,
 )
@@ -83,14 +83,14 @@ class BatchConsumer:
         *,
         broker: KafkaBroker,
         dead_letter_topic: str,
-        backoff: Backoff,
+        retry_pause: RetryPause,
         on_failure: Callable[[], None],
     ) -> None:
         self._stream = stream
         self._process = process
         self._broker = broker
         self._dead_letter_topic = dead_letter_topic
-        self._backoff = backoff
+        self._retry_pause = retry_pause
         self._on_failure = on_failure
 
     async def handle(self, msg: KafkaMessageType) -> None:
@@ -108,7 +108,7 @@ class BatchConsumer:
         except Exception as exc:  # noqa: BLE001 - every failure means: retry the same batch
             await self._retry_later(msg, exc)
             return
-        self._backoff.reset()
+        self._retry_pause.reset()
         try:
             await msg.ack()
         except KafkaError as exc:
@@ -117,7 +117,7 @@ class BatchConsumer:
             log.warning("consumer.commit_failed", stream=self._stream, error=repr(exc))
 
     async def _retry_later(self, msg: KafkaMessageType, exc: Exception) -> None:
-        delay_s = self._backoff.next_delay_s()
+        delay_s = self._retry_pause.next_delay_s()
         self._on_failure()
         _log_retry(self._stream, exc, delay_s)
         await asyncio.sleep(delay_s)
@@ -182,12 +182,12 @@ class UsageConsumer:
         *,
         broker: KafkaBroker,
         dead_letter_topic: str,
-        backoff: Backoff,
+        retry_pause: RetryPause,
     ) -> None:
         self._services = services
         self._broker = broker
         self._dead_letter_topic = dead_letter_topic
-        self._backoff = backoff
+        self._retry_pause = retry_pause
         self._writing: asyncio.Task[bool] | None = None
         self._closing = False
 
@@ -234,13 +234,13 @@ class UsageConsumer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure means: retry the same batch
-            delay_s = self._backoff.next_delay_s()
+            delay_s = self._retry_pause.next_delay_s()
             ingest.stats.failed_attempts += 1
             _log_retry("usage", exc, delay_s)
             await self._rewind(consumer, ranges)
             await asyncio.sleep(delay_s)
             return False
-        self._backoff.reset()
+        self._retry_pause.reset()
         try:
             await consumer.commit({tp: last + 1 for tp, (_, last) in ranges.items()})
         except KafkaError as exc:
@@ -274,8 +274,8 @@ def register_subscribers(
     Returns the usage consumer, which the lifespan closes before it stops the broker."""
     dead_letters = settings.topic(topics.DEAD_LETTERS)
 
-    def backoff() -> Backoff:
-        return Backoff(settings.retry_initial_backoff_s, settings.retry_max_backoff_s)
+    def retry_pause() -> RetryPause:
+        return RetryPause(settings.retry_initial_backoff_s, settings.retry_max_backoff_s)
 
     def consumer(stream: str, process: BatchProcessor) -> BatchConsumer:
         def count_failure() -> None:
@@ -286,7 +286,7 @@ def register_subscribers(
             process,
             broker=broker,
             dead_letter_topic=dead_letters,
-            backoff=backoff(),
+            retry_pause=retry_pause(),
             on_failure=count_failure,
         )
 
@@ -298,7 +298,7 @@ def register_subscribers(
         return await services.ingest.project_sync_status(records)
 
     usage = UsageConsumer(
-        services, broker=broker, dead_letter_topic=dead_letters, backoff=backoff()
+        services, broker=broker, dead_letter_topic=dead_letters, retry_pause=retry_pause()
     )
     integrations = consumer("integrations", project_integrations)
     sync_status = consumer("sync_status", project_sync_status)
@@ -375,19 +375,41 @@ OrgAdminDep = Annotated[Principal, Depends(org_admin)]
 Days = Annotated[int, Query(ge=1, le=90, description="Days up to today (UTC), 1 to 90.")]
 ProviderFilter = Annotated[Provider | None, Query(description="Only this provider.")]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "Missing, malformed, expired or wrong token."},
-    403: {"model": ErrorOut, "description": "Token for another org, or role too low."},
-    422: {"model": ErrorOut, "description": "Invalid query or body (`invalid_request`)."},
+Responses = dict[int | str, dict[str, Any]]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+_UNAUTHORIZED = _error(
+    "Missing, malformed, expired or wrongly signed token (`unauthorized`, `invalid_token`, "
+    "`token_expired`)."
+)
+_INTERNAL = _error("Unexpected failure on our side (`internal_error`).")
+_INVALID = _error("Invalid query or body (`invalid_request`); the message names the field.")
+_VIEWER_ERRORS: Responses = {
+    401: _UNAUTHORIZED,
+    403: _error("Token for another organisation (`forbidden`)."),
+    422: _INVALID,
+    500: _INTERNAL,
+}
+_ADMIN_ERRORS: Responses = {
+    **_VIEWER_ERRORS,
+    403: _error("Token for another organisation (`forbidden`), or not an admin (`admin_only`)."),
 }
 
-router = APIRouter(prefix="/v1/orgs/{org_id}/ai-analytics", tags=["ai-analytics"])
+router = APIRouter(
+    prefix="/v1/orgs/{org_id}/ai-analytics",
+    tags=["ai-analytics"],
+    default_response_class=ExactJSONResponse,
+)
 
 
 @router.get(
     "/summary",
-    response_class=ExactJSONResponse,
-    responses={200: {"model": SummaryOut}, **_ERRORS},
+    response_model=SummaryOut,
+    responses=_VIEWER_ERRORS,
     summary="Usage, models and (where allowed) spend per provider, as the viewer may see them",
 )
 async def get_summary(
@@ -397,14 +419,15 @@ async def get_summary(
     days: Days = 30,
     provider: ProviderFilter = None,
 ) -> Response:
-    document = await analytics.summary(principal, org_id, days=days, provider=provider)
-    return ExactJSONResponse(document)
+    return ExactJSONResponse(
+        await analytics.summary(principal, org_id, days=days, provider=provider)
+    )
 
 
 @router.get(
     "/members",
-    response_class=ExactJSONResponse,
-    responses={200: {"model": MembersOut}, **_ERRORS},
+    response_model=MembersOut,
+    responses=_ADMIN_ERRORS,
     summary="Per-member activity and spend (admins only)",
 )
 async def get_members(
@@ -414,14 +437,15 @@ async def get_members(
     days: Days = 30,
     provider: ProviderFilter = None,
 ) -> Response:
-    document = await analytics.members(principal, org_id, days=days, provider=provider)
-    return ExactJSONResponse(document)
+    return ExactJSONResponse(
+        await analytics.members(principal, org_id, days=days, provider=provider)
+    )
 
 
 @router.get(
     "/settings",
-    response_class=ExactJSONResponse,
-    responses={200: {"model": PolicyOut}, **_ERRORS},
+    response_model=PolicyOut,
+    responses=_ADMIN_ERRORS,
     summary="The org's privacy policy (admins only)",
 )
 async def get_settings(org_id: str, principal: OrgAdminDep, analytics: AnalyticsDep) -> Response:
@@ -430,8 +454,8 @@ async def get_settings(org_id: str, principal: OrgAdminDep, analytics: Analytics
 
 @router.put(
     "/settings",
-    response_class=ExactJSONResponse,
-    responses={200: {"model": PolicyOut}, **_ERRORS},
+    response_model=PolicyOut,
+    responses=_ADMIN_ERRORS,
     summary="Set the org's privacy policy (admins only)",
 )
 async def put_settings(

@@ -96,8 +96,8 @@ ORDER BY k.n
 """
 
 _PLACEHOLDER_INTEGRATIONS: Final = """
-INSERT INTO integrations (integration_id, org_id, provider, status, changed_at)
-SELECT t.integration_id, t.org_id, t.provider, 'unconfirmed', '-infinity'
+INSERT INTO integrations (integration_id, org_id, provider, status)
+SELECT t.integration_id, t.org_id, t.provider, 'unconfirmed'
 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(integration_id, org_id, provider)
 ON CONFLICT (integration_id) DO NOTHING
 """
@@ -217,27 +217,36 @@ FROM unnest($2::text[], $3::text[], $4::text[], $5::numeric[], $6::numeric[])
     AS t(member_key, email, name, spend_cents, overall_spend_cents)
 """
 
+# Each projection statement applies its event only when its sequence follows the last one
+# applied to that integration (sequence_follows, migration 0002) and returns a row if it did.
 _CONNECTED: Final = """
 INSERT INTO integrations AS i (
-    integration_id, org_id, provider, external_id, status, connected_at, changed_at)
-VALUES ($1, $2, $3, $4, 'connected', $5, $5)
+    integration_id, org_id, provider, external_id, status, connected_at, event_seq)
+VALUES ($1, $2, $3, $4, 'connected', $5, $6)
 ON CONFLICT (integration_id) DO UPDATE SET
     org_id = EXCLUDED.org_id,
     provider = EXCLUDED.provider,
     external_id = EXCLUDED.external_id,
     status = 'connected',
     connected_at = EXCLUDED.connected_at,
-    changed_at = EXCLUDED.changed_at
-WHERE i.changed_at <= EXCLUDED.changed_at
+    event_seq = EXCLUDED.event_seq
+WHERE sequence_follows(EXCLUDED.event_seq, i.event_seq)
+RETURNING status
+"""
+
+_ROTATED: Final = """
+UPDATE integrations SET event_seq = $2
+WHERE integration_id = $1 AND sequence_follows($2, event_seq)
+RETURNING status
 """
 
 _DISCONNECTED: Final = """
-INSERT INTO integrations AS i (integration_id, org_id, provider, status, changed_at)
+INSERT INTO integrations AS i (integration_id, org_id, provider, status, event_seq)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (integration_id) DO UPDATE SET
     status = CASE WHEN i.status = 'purged' THEN 'purged' ELSE EXCLUDED.status END,
-    changed_at = EXCLUDED.changed_at
-WHERE i.changed_at <= EXCLUDED.changed_at
+    event_seq = EXCLUDED.event_seq
+WHERE sequence_follows(EXCLUDED.event_seq, i.event_seq)
 RETURNING status
 """
 
@@ -252,7 +261,7 @@ _PURGED_TABLES: Final = (
 
 _SYNC_STATUS: Final = """
 INSERT INTO sync_status AS s (
-    integration_id, state, reason_code, data_through, last_success_at, changed_at)
+    integration_id, state, reason_code, data_through, last_success_at, status_seq)
 SELECT $1, $2, $3, $4, $5, $6
 WHERE NOT EXISTS (
     SELECT 1 FROM integrations i WHERE i.integration_id = $1 AND i.status = 'purged')
@@ -261,8 +270,9 @@ ON CONFLICT (integration_id) DO UPDATE SET
     reason_code = EXCLUDED.reason_code,
     data_through = coalesce(EXCLUDED.data_through, s.data_through),
     last_success_at = coalesce(EXCLUDED.last_success_at, s.last_success_at),
-    changed_at = EXCLUDED.changed_at
-WHERE s.changed_at <= EXCLUDED.changed_at
+    status_seq = EXCLUDED.status_seq
+WHERE sequence_follows(EXCLUDED.status_seq, s.status_seq)
+RETURNING state
 """
 
 # The org's connected integrations with freshness, cycle snapshot, daily rollups (as arrays) and
@@ -423,37 +433,44 @@ class MetricsRepository:
             await conn.execute(_INSERT_SNAPSHOT_MEMBERS, snapshot.integration_id, *columns)
         return 1
 
-    async def apply_integration_events(self, events: Sequence[IntegrationEvent]) -> None:
-        """Apply integration lifecycle events in order; an event older than what the projection
-        already holds for that integration changes nothing (replays are harmless)."""
+    async def apply_integration_events(self, events: Sequence[IntegrationEvent]) -> list[bool]:
+        """Apply integration lifecycle events in order, in one transaction; returns, per event,
+        whether it was applied. An event whose ``sequence`` does not follow the last one applied
+        to its integration changes nothing (a redelivery or an overtaken event)."""
+        applied: list[bool] = []
         async with self._pool.acquire() as conn, conn.transaction():
             for event in events:
                 if isinstance(event, IntegrationConnected):
-                    await conn.execute(
+                    status = await conn.fetchval(
                         _CONNECTED,
                         event.integration_id,
                         event.org_id,
                         event.provider,
                         event.external_id,
                         event.occurred_at,
+                        event.sequence,
                     )
                 elif isinstance(event, IntegrationDisconnected):
-                    await self._disconnect(conn, event)
-                # IntegrationCredentialsRotated changes nothing the metrics show.
+                    status = await self._disconnect(conn, event)
+                else:
+                    # A rotation changes nothing the metrics show but its place in the order.
+                    status = await conn.fetchval(_ROTATED, event.integration_id, event.sequence)
+                applied.append(status is not None)
+        return applied
 
     @staticmethod
-    async def _disconnect(conn: Connection, event: IntegrationDisconnected) -> None:
+    async def _disconnect(conn: Connection, event: IntegrationDisconnected) -> str | None:
         if event.purge:
             await conn.execute(
                 "SELECT pg_advisory_xact_lock($1)", integration_lock_key(event.integration_id)
             )
-        status = await conn.fetchval(
+        status: str | None = await conn.fetchval(
             _DISCONNECTED,
             event.integration_id,
             event.org_id,
             event.provider,
             "purged" if event.purge else "disconnected",
-            event.occurred_at,
+            event.sequence,
         )
         if status == "purged" and event.purge:
             for table in _PURGED_TABLES:
@@ -461,19 +478,25 @@ class MetricsRepository:
                     f"DELETE FROM {table} WHERE integration_id = $1",  # noqa: S608 - constant names
                     event.integration_id,
                 )
+        return status
 
-    async def apply_sync_statuses(self, events: Sequence[SyncStatusChanged]) -> None:
+    async def apply_sync_statuses(self, events: Sequence[SyncStatusChanged]) -> list[bool]:
+        """Apply sync-status events in order, in one transaction; returns, per event, whether it
+        was applied (one whose ``sequence`` does not follow the last one applied is skipped)."""
+        applied: list[bool] = []
         async with self._pool.acquire() as conn, conn.transaction():
             for event in events:
-                await conn.execute(
+                state = await conn.fetchval(
                     _SYNC_STATUS,
                     event.integration_id,
                     event.state,
                     event.reason_code,
                     event.data_through,
                     event.last_success_at,
-                    event.occurred_at,
+                    event.sequence,
                 )
+                applied.append(state is not None)
+        return applied
 
     # --- queries ------------------------------------------------------------------------------
 

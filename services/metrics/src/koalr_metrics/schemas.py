@@ -1,16 +1,59 @@
-"""HTTP request bodies and the documented shapes of the responses (for ``/openapi.json``).
+"""HTTP request bodies and the typed shapes of every response.
 
-Responses are rendered by :mod:`koalr_metrics.jsonio` so that money keeps its exact digits;
-these models describe them. Money fields are JSON numbers (exact decimals, never rounded).
+The responses are ``TypedDict`` models: the analytics build them (checked by mypy --strict, at no
+cost per request), :mod:`koalr_metrics.jsonio` renders them, and pydantic generates the
+``/openapi.json`` schemas from the very same classes, so the document says what is returned:
+
+- Money (``Cents``) and shares (``Share``) are ``Decimal`` in Python and JSON *numbers* on the
+  wire, written from the decimal's own digits (never through a float).
+- A key that is sometimes left out (``suppressed`` for admins, ``spend`` where the viewer may not
+  see it) is ``NotRequired``: absent, never ``null``.
+- Values that may be ``null`` are required and nullable.
+
+Why ``TypedDict`` rather than ``BaseModel`` for the responses: docs/decisions/0201.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, WithJsonSchema
+from typing_extensions import TypedDict
 
-from koalr_contracts import Provider
+from koalr_contracts import Provider, SyncState
+
+Cents = Annotated[
+    Decimal,
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "description": "US cents, possibly fractional: an exact decimal (parse it as one).",
+        }
+    ),
+]
+Share = Annotated[
+    Decimal,
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "requests / total requests, rounded half-even to 4 decimals.",
+        }
+    ),
+]
+Count = Annotated[int, Field(ge=0)]
+Role = Literal["admin", "member"]
+Suppressed = Annotated[
+    bool,
+    Field(description="Members only: true when too few members were active (the value is null)."),
+]
+
+
+# --- requests ----------------------------------------------------------------------------------
 
 
 class PolicyIn(BaseModel):
@@ -29,101 +72,128 @@ class PolicyIn(BaseModel):
     )
 
 
-class PolicyOut(BaseModel):
+# --- responses ---------------------------------------------------------------------------------
+
+
+class PolicyOut(TypedDict):
+    """The org's privacy policy (the defaults until an admin sets one)."""
+
     org_id: str
     members_can_see_spend: bool
-    min_group_size: int
+    min_group_size: Annotated[int, Field(ge=1, le=100)]
 
 
-class RangeOut(BaseModel):
+class RangeOut(TypedDict):
+    """The inclusive range of UTC days the figures cover."""
+
     start: dt.date
     end: dt.date
 
 
-class FreshnessOut(BaseModel):
-    data_through: dt.date | None
-    last_synced_at: dt.datetime | None
-    days_with_data: int
-    days_in_range: int
-    state: str = Field(description="pending, syncing, idle or error")
+class FreshnessOut(TypedDict):
+    """How complete and recent the provider's data is."""
+
+    data_through: Annotated[dt.date | None, Field(description="Last complete UTC day.")]
+    last_synced_at: Annotated[dt.datetime | None, Field(description="Last successful sync.")]
+    days_with_data: Annotated[
+        int, Field(ge=0, description="Days of the range with data that the viewer may see.")
+    ]
+    days_in_range: Annotated[int, Field(ge=1)]
+    state: SyncState
 
 
-class DauPoint(BaseModel):
+class DauPoint(TypedDict):
     date: dt.date
-    active_users: int | None
-    suppressed: bool | None = Field(
-        default=None, description="Members only: true when the day had too few active members."
-    )
+    active_users: Count | None
+    suppressed: NotRequired[Suppressed]
 
 
-class RequestsPoint(BaseModel):
+class RequestsPoint(TypedDict):
     date: dt.date
-    requests: int | None
-    suppressed: bool | None = None
+    requests: Count | None
+    suppressed: NotRequired[Suppressed]
 
 
-class ModelShare(BaseModel):
+class ModelShare(TypedDict):
     model: str
-    requests: int
-    share: float = Field(description="requests / total requests, 4 decimals")
+    requests: Count
+    share: Share
 
 
-class SpendPoint(BaseModel):
+class SpendPoint(TypedDict):
     date: dt.date
-    cents: float | None = Field(description="Exact decimal cents.")
-    suppressed: bool | None = None
+    cents: Cents | None
+    suppressed: NotRequired[Suppressed]
 
 
-class CycleOut(BaseModel):
+class CycleOut(TypedDict):
+    """Spend of the provider's current billing cycle."""
+
     start: dt.date
-    total_cents: float | None = Field(description="Exact decimal cents.")
-    suppressed: bool | None = None
+    total_cents: Cents | None
+    suppressed: NotRequired[
+        Annotated[
+            bool,
+            Field(
+                description=(
+                    "Members only: true when fewer than min_group_size members spent in the "
+                    "cycle (total_cents is null)."
+                )
+            ),
+        ]
+    ]
 
 
-class SpendOut(BaseModel):
-    currency: str = "USD"
-    total_cents: float = Field(description="Exact decimal cents.")
+class SpendOut(TypedDict):
+    currency: Literal["USD"]
+    total_cents: Cents
     daily: list[SpendPoint]
-    cycle: CycleOut | None
+    cycle: Annotated[CycleOut | None, Field(description="Null before the first spend snapshot.")]
 
 
-class ProviderSummaryOut(BaseModel):
+class ProviderSummaryOut(TypedDict):
+    """One provider's figures; spend for admins, and for members where the org allows it."""
+
     provider: Provider
     integration_id: str
     freshness: FreshnessOut
     dau: list[DauPoint]
     requests: list[RequestsPoint]
     models: list[ModelShare]
-    spend: SpendOut | None = Field(
-        default=None, description="Admins, and members where the org allows it; else absent."
-    )
+    spend: NotRequired[SpendOut]
 
 
-class SummaryOut(BaseModel):
+class SummaryOut(TypedDict):
+    """All the viewer may see of the org's AI assistants' usage."""
+
     org_id: str
-    viewer_role: str
+    viewer_role: Role
     range: RangeOut
     providers: list[ProviderSummaryOut]
 
 
-class MemberOut(BaseModel):
+class MemberOut(TypedDict):
     provider: Provider
     email: str | None
     name: str | None
-    active_days: int
-    requests: int
-    top_model: str | None
-    spend_cents: float = Field(description="Exact decimal cents.")
+    active_days: Count
+    requests: Count
+    top_model: Annotated[str | None, Field(description="Most requested model (null: none).")]
+    spend_cents: Cents
 
 
-class MembersOut(BaseModel):
+class MembersOut(TypedDict):
+    """Per-member activity over the range, most requests first (admins only)."""
+
     members: list[MemberOut]
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
+class ErrorDetail(TypedDict):
+    code: Annotated[str, Field(description="snake_case and stable: what went wrong.")]
+    message: Annotated[str, Field(description="What to do about it, for a person.")]
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(TypedDict):
+    """The body of every error response."""
+
     error: ErrorDetail

@@ -5,26 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Literal, TypeVar
 from uuid import UUID
 
 from prometheus_client import Counter, Histogram
+from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
-from koalr_contracts import DeadLetter, Event
+from koalr_contracts import DeadLetter, Provider, SyncStatusChanged
 from koalr_metrics.analytics import (
     DEFAULT_POLICY,
     DayRange,
     Policy,
     members_document,
+    policy_document,
     summary_document,
 )
 from koalr_metrics.decoder import UsageDecoder
 from koalr_metrics.ingest import (
     NO_USAGE,
+    IntegrationEvent,
     PreparedUsage,
     ProjectionBatch,
     Record,
@@ -35,13 +37,16 @@ from koalr_metrics.ingest import (
     usage_copy,
 )
 from koalr_metrics.repository import MetricsRepository, is_transient
+from koalr_metrics.schemas import MembersOut, PolicyOut, SummaryOut
 from koalr_runtime.auth import Principal, authorize
 from koalr_runtime.kafka import dead_letter_for
 from koalr_runtime.logs import bind_correlation, get_logger
 
 log = get_logger(__name__)
 
-ProjectedT = TypeVar("ProjectedT", bound=Event)
+ProjectedT = TypeVar("ProjectedT", bound=IntegrationEvent | SyncStatusChanged)
+StoredT = TypeVar("StoredT")
+ProjectionOutcome = Literal["applied", "stale", "refused"]
 
 RECORDS = Counter(
     "koalr_metrics_records_total",
@@ -82,21 +87,32 @@ class IngestStats:
     """Usage batches read before a failed batch was sought back, dropped to be read again."""
 
 
-class Backoff:
-    """Exponential pause with jitter between attempts at the same batch."""
+class RetryPause:
+    """The pause before the next attempt at a batch PostgreSQL (or Kafka) could not take.
+
+    A failed batch is not retried in place: the consumer seeks back to it and returns, so it keeps
+    polling (and stays in its group) however long the database is down, and no attempt limit
+    ever drops the batch. What grows with consecutive failures is this pause: tenacity's
+    exponential backoff with jitter (``wait_exponential_jitter``, the policy the project's retries
+    use through stamina), ``initial_s`` doubling up to ``max_s`` plus up to ``initial_s`` of
+    jitter, never above ``max_s``. A stored batch resets it.
+    """
 
     def __init__(self, initial_s: float, max_s: float) -> None:
-        self._initial_s = initial_s
-        self._max_s = max(max_s, initial_s)
-        self._next_s = initial_s
+        self._wait = wait_exponential_jitter(
+            multiplier=initial_s, max=max(max_s, initial_s), jitter=initial_s
+        )
+        self._failures = RetryCallState(AsyncRetrying(wait=self._wait), None, (), {})
+        self._failures.attempt_number = 0
 
     def next_delay_s(self) -> float:
-        delay = self._next_s
-        self._next_s = min(self._max_s, self._next_s * 2)
-        return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+        """The pause after one more consecutive failure."""
+        self._failures.attempt_number += 1
+        return self._wait(self._failures)
 
     def reset(self) -> None:
-        self._next_s = self._initial_s
+        """A batch was stored: the next failure starts from ``initial_s`` again."""
+        self._failures.attempt_number = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,80 +241,93 @@ class IngestService:
             record = chunk[index]
             # Decoded again here (rare path): the worker sent text, not the event.
             ((_, event),) = decode_usage(record.topic, [record.value]).usage
-            rejected = await self._isolated(
+            outcome = await self._isolated(
                 record,
                 event.org_id,
                 event.integration_id,
                 self._repo.store_usage(usage_copy([event]), []),
             )
-            if rejected is None:
-                written += 1
+            if isinstance(outcome, Rejected):
+                refused.append(outcome)
             else:
-                refused.append(rejected)
+                written += 1
         for index, snapshot in prepared.snapshots:
-            rejected = await self._isolated(
+            outcome = await self._isolated(
                 chunk[index],
                 snapshot.org_id,
                 snapshot.integration_id,
                 self._repo.store_usage(NO_USAGE, [snapshot]),
             )
-            if rejected is not None:
-                refused.append(rejected)
+            if isinstance(outcome, Rejected):
+                refused.append(outcome)
         return written, refused
 
     @staticmethod
     async def _isolated(
-        record: Record, org_id: str, integration_id: UUID, store: Awaitable[object]
-    ) -> Rejected | None:
+        record: Record, org_id: str, integration_id: UUID, store: Awaitable[StoredT]
+    ) -> StoredT | Rejected:
         """Store one event on its own; a refusal becomes a :class:`Rejected`."""
         try:
-            await store
+            return await store
         except Exception as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
             error = StoreRefused(f"PostgreSQL refused the record: {exc}")
             return Rejected(record, error, org_id, integration_id)
-        return None
 
     async def project_integrations(self, records: Sequence[Record]) -> list[DeadLetter]:
         batch = decode_integration_batch(records)
-        rejected = await self._project(batch, self._repo.apply_integration_events)
-        for item in batch.events:
+        rejected, outcomes = await self._project(
+            batch, self._repo.apply_integration_events, "integrations"
+        )
+        for item, outcome in zip(batch.events, outcomes, strict=True):
             bind_correlation(
                 str(item.event.correlation_id),
                 integration_id=str(item.event.integration_id),
                 event_type=item.event.event_type,
+                sequence=item.event.sequence,
             )
-            log.info("projection.integration_event_applied")
-        RECORDS.labels("integrations", "applied").inc(len(batch.events))
+            log.info("projection.integration_event", outcome=outcome)
         return self._dead_letters(rejected, self._integrations_group, "integrations")
 
     async def project_sync_status(self, records: Sequence[Record]) -> list[DeadLetter]:
         batch = decode_sync_status_batch(records)
-        rejected = await self._project(batch, self._repo.apply_sync_statuses)
-        RECORDS.labels("sync_status", "applied").inc(len(batch.events))
+        rejected, _ = await self._project(batch, self._repo.apply_sync_statuses, "sync_status")
         return self._dead_letters(rejected, self._sync_status_group, "sync_status")
 
     async def _project(
         self,
         batch: ProjectionBatch[ProjectedT],
-        apply: Callable[[list[ProjectedT]], Awaitable[object]],
-    ) -> list[Rejected]:
+        apply: Callable[[list[ProjectedT]], Awaitable[list[bool]]],
+        stream: str,
+    ) -> tuple[list[Rejected], list[ProjectionOutcome]]:
         """Apply a decoded batch at once; if PostgreSQL refuses it, event by event, so only the
-        refused events are rejected. Transient failures propagate (the batch is retried)."""
+        refused events are rejected. Transient failures propagate (the batch is retried).
+
+        Returns the rejected records and, per decoded event, its outcome: ``applied``,
+        ``stale`` (its sequence does not follow the last one applied: a redelivery or an
+        overtaken event) or ``refused`` (among the rejected)."""
         rejected = list(batch.rejected)
+        outcomes: list[ProjectionOutcome]
         try:
-            await apply([item.event for item in batch.events])
+            applied = await apply([item.event for item in batch.events])
+            outcomes = ["applied" if a else "stale" for a in applied]
         except Exception as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
+            outcomes = []
             for item in batch.events:
-                refused = await self._isolated(
+                one = await self._isolated(
                     item.record, item.event.org_id, item.event.integration_id, apply([item.event])
                 )
-                if refused is not None:
-                    rejected.append(refused)
-        return rejected
+                if isinstance(one, Rejected):
+                    rejected.append(one)
+                    outcomes.append("refused")
+                else:
+                    outcomes.append("applied" if all(one) else "stale")
+        for outcome in ("applied", "stale"):
+            RECORDS.labels(stream, outcome).inc(outcomes.count(outcome))
+        return rejected, outcomes
 
     def _dead_letters(
         self, rejected: Sequence[Rejected], consumer_group: str, stream: str
@@ -337,8 +366,8 @@ class AnalyticsService:
         self._today = today
 
     async def summary(
-        self, principal: Principal, org_id: str, *, days: int, provider: str | None
-    ) -> dict[str, Any]:
+        self, principal: Principal, org_id: str, *, days: int, provider: Provider | None
+    ) -> SummaryOut:
         authorize(principal, org_id, admin_only=False)
         day_range = DayRange.ending(self._today(), days)
         policy, providers = await self._repo.provider_data(
@@ -349,19 +378,24 @@ class AnalyticsService:
         return summary_document(org_id, principal.role, day_range, providers, policy=policy)
 
     async def members(
-        self, principal: Principal, org_id: str, *, days: int, provider: str | None
-    ) -> dict[str, Any]:
+        self, principal: Principal, org_id: str, *, days: int, provider: Provider | None
+    ) -> MembersOut:
         authorize(principal, org_id, admin_only=True)
         day_range = DayRange.ending(self._today(), days)
         return members_document(await self._repo.member_activity(org_id, provider, day_range))
 
-    async def policy(self, principal: Principal, org_id: str) -> dict[str, Any]:
+    async def policy(self, principal: Principal, org_id: str) -> PolicyOut:
         authorize(principal, org_id, admin_only=True)
         policy = await self._repo.org_policy(org_id)
-        return {"org_id": org_id, **policy.as_json()}
+        return policy_document(org_id, policy)
 
-    async def set_policy(self, principal: Principal, org_id: str, policy: Policy) -> dict[str, Any]:
+    async def set_policy(self, principal: Principal, org_id: str, policy: Policy) -> PolicyOut:
         authorize(principal, org_id, admin_only=True)
         saved = await self._repo.save_org_policy(org_id, policy, updated_by=principal.sub)
-        log.info("settings.updated", org_id=org_id, **saved.as_json())
-        return {"org_id": org_id, **saved.as_json()}
+        log.info(
+            "settings.updated",
+            org_id=org_id,
+            members_can_see_spend=saved.members_can_see_spend,
+            min_group_size=saved.min_group_size,
+        )
+        return policy_document(org_id, saved)
