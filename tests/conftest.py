@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import Any
 
 import asyncpg
 import pytest
 import stamina
+import structlog
 from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
 from koalr_devstack.databases import scratch_database
@@ -149,3 +151,18 @@ def retry_waits() -> Iterator[list[float]]:
     set_on_retry_hooks([record])
     yield waits
     set_on_retry_hooks(previous)
+
+
+@pytest.fixture
+def captured_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[MutableMapping[str, Any]]]:
+    """The structlog events our modules log during the test.
+
+    ``structlog.testing.capture_logs`` alone misses a module logger that an app configured
+    earlier in the session (``cache_logger_on_first_use``) has already cached, so each of our
+    modules' ``log`` is swapped for a fresh one for the duration of the test.
+    """
+    with structlog.testing.capture_logs() as logs:
+        for name, module in list(sys.modules.items()):
+            if name.startswith("koalr_") and hasattr(module, "log"):
+                monkeypatch.setattr(module, "log", structlog.stdlib.get_logger(name))
+        yield logs

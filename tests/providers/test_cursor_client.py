@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
-import structlog
 
 from koalr_providers.cursor import (
     InsufficientPlanError,
@@ -168,14 +168,15 @@ async def test_client_errors_are_not_retried(
     assert len(seen) == 1
 
 
-async def test_the_key_never_reaches_the_logs() -> None:
+async def test_the_key_never_reaches_the_logs(
+    captured_logs: list[MutableMapping[str, Any]],
+) -> None:
     handler, _ = scripted(httpx.Response(500), ok(MEMBERS_BODY))
     client, http = client_for(handler, FakeTime(), api_key=KEY, policy=FAST)
-    with structlog.testing.capture_logs() as logs:
-        async with http:
-            await client.members()
-    assert logs, "the retry is logged"
-    assert KEY not in repr(logs)
+    async with http:
+        await client.members()
+    assert captured_logs, "the retry is logged"
+    assert KEY not in repr(captured_logs)
 
 
 async def test_an_unreadable_body_is_a_provider_error() -> None:
@@ -235,16 +236,17 @@ async def test_an_http_date_retry_after_is_waited_for(retry_waits: list[float]) 
     ],
 )
 async def test_transient_failures_are_retried(
-    failure: httpx.Response | Exception, reason: str
+    failure: httpx.Response | Exception,
+    reason: str,
+    captured_logs: list[MutableMapping[str, Any]],
 ) -> None:
     handler, seen = scripted(failure, ok(MEMBERS_BODY))
     client, http = client_for(handler, FakeTime(), policy=FAST)
-    with structlog.testing.capture_logs() as logs:
-        async with http:
-            members = await client.members()
+    async with http:
+        members = await client.members()
     assert [m.email for m in members] == ["ann@example.com"]
     assert len(seen) == 2
-    retries = [e for e in logs if e["event"] == "provider.retry"]
+    retries = [e for e in captured_logs if e["event"] == "provider.retry"]
     assert [(e["reason"], e["endpoint"]) for e in retries] == [(reason, "/teams/members")]
 
 
