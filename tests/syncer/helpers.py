@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -31,10 +31,6 @@ from koalr_runtime.settings import ServiceSettings
 from koalr_sandbox.testing import SandboxClient, SandboxTeam
 
 ORG = "org_tests"
-
-
-def today() -> date:
-    return datetime.now(UTC).date()
 
 
 def integration_on_partition(partition: int, partitions: int, taken: set[UUID]) -> UUID:
@@ -254,8 +250,3 @@ async def truth_of(sandbox: SandboxClient, team: SandboxTeam, first: date, last:
 
 def url_of(sandbox: SandboxClient) -> str:
     return str(sandbox.http.base_url).rstrip("/")
-
-
-def window(days: int) -> tuple[date, date]:
-    end = today()
-    return end - timedelta(days=days - 1), end

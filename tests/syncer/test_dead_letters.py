@@ -11,14 +11,13 @@ from koalr_contracts import IntegrationCredentialsRotated, SyncJobRequested, top
 from koalr_runtime.sealing import Sealer, generate_key_entry
 from koalr_sandbox.testing import SandboxClient
 from koalr_syncer import handlers
-from tests.syncer.conftest import MakeSettings, StartSyncer
+from tests.syncer.conftest import ClockView, MakeSettings, StartSyncer
 from tests.syncer.helpers import (
     ORG,
     collecting,
     connected_event,
     publish,
     publish_raw,
-    today,
     url_of,
     wait_for,
 )
@@ -27,6 +26,8 @@ pytestmark = pytest.mark.integration
 
 
 async def test_undecodable_and_unknown_jobs_are_dead_lettered_and_others_proceed(
+    *,
+    clock: ClockView,
     sandbox: SandboxClient,
     sandbox_url: str,
     sealer: Sealer,
@@ -42,8 +43,8 @@ async def test_undecodable_and_unknown_jobs_are_dead_lettered_and_others_proceed
         integration_id=stranger,
         provider="cursor",
         reason="manual",
-        window_start=today() - timedelta(days=2),
-        window_end=today(),
+        window_start=clock.today() - timedelta(days=2),
+        window_end=clock.today(),
     )
     foreign_cursor = unknown_job.model_copy(
         update={"integration_id": event.integration_id, "cursor": "page=7", "job_id": uuid4()}

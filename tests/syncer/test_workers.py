@@ -13,7 +13,7 @@ from koalr_devstack.kafka import wait_for_group
 from koalr_runtime.sealing import Sealer
 from koalr_sandbox.testing import SandboxClient
 from koalr_syncer.settings import SyncerSettings
-from tests.syncer.conftest import MakeSettings
+from tests.syncer.conftest import ClockView, MakeSettings
 from tests.syncer.helpers import (
     assert_cycle_exact,
     assert_exact,
@@ -23,7 +23,6 @@ from tests.syncer.helpers import (
     publish,
     truth_of,
     wait_for,
-    window,
 )
 from tests.syncer.processes import WorkerProcess, start_worker
 
@@ -47,6 +46,8 @@ async def start_workers(tmp_path: Path) -> AsyncIterator[StartWorker]:
 
 
 async def test_two_worker_processes_share_the_jobs_of_several_integrations(
+    *,
+    live_clock: ClockView,
     sandbox: SandboxClient,
     sandbox_url: str,
     sealer: Sealer,
@@ -70,7 +71,7 @@ async def test_two_worker_processes_share_the_jobs_of_several_integrations(
         await wait_for(
             lambda: all(out.is_idle(e.integration_id) for e in events), 90, "every backfill"
         )
-    first, last = window(30)
+    first, last = live_clock.window(30)
     for team, event in zip(teams, events, strict=True):
         truth = await truth_of(sandbox, team, first, last)
         assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 20
@@ -81,6 +82,8 @@ async def test_two_worker_processes_share_the_jobs_of_several_integrations(
 
 
 async def test_a_worker_killed_mid_backfill_loses_nothing(
+    *,
+    live_clock: ClockView,
     sandbox: SandboxClient,
     sandbox_url: str,
     sealer: Sealer,
@@ -109,7 +112,7 @@ async def test_a_worker_killed_mid_backfill_loses_nothing(
         assert last.progress.done < 30, "killed before the backfill finished"
         await wait_for(lambda: out.is_idle(event.integration_id), 90, "the survivor to finish")
     assert await survivor.jobs_handled() > 0
-    first, last_day = window(30)
+    first, last_day = live_clock.window(30)
     truth = await truth_of(sandbox, team, first, last_day)
     assert assert_exact(out.records_of(event.integration_id), truth, first, last_day) > 50
     assert_cycle_exact(out.snapshots_of(event.integration_id)[-1], truth)

@@ -1,0 +1,224 @@
+"""SQL of the registry: the integrations the syncer knows, their credentials and schedules."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from uuid import UUID
+
+from koalr_contracts import ErrorCode, IntegrationStatus, Plan, Provider
+from koalr_syncer.model import ACTIVE_RUN_STATUSES, Integration
+from koalr_syncer.repository.rows import Pool, integration_from_row
+
+
+class IntegrationRepository:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def get(self, integration_id: UUID) -> Integration | None:
+        row = await self._pool.fetchrow(
+            "SELECT * FROM integrations WHERE integration_id = $1", integration_id
+        )
+        return None if row is None else integration_from_row(row)
+
+    async def connect(
+        self,
+        *,
+        integration_id: UUID,
+        org_id: str,
+        provider: Provider,
+        external_id: str,
+        plan: Plan,
+        status: IntegrationStatus,
+        status_reason: ErrorCode | None,
+        sealed_credential: str,
+        backfill_days: int,
+        correlation_id: UUID,
+        event_id: UUID,
+        event_at: datetime,
+        interval_s: float,
+        first_run_in_s: float,
+    ) -> bool:
+        """Register (or re-register) an integration and its schedule; False for a stale event."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            applied = await conn.fetchval(
+                """
+                INSERT INTO integrations AS i (
+                    integration_id, org_id, provider, external_id, plan, status, status_reason,
+                    sealed_credential, backfill_days, correlation_id, last_event_id,
+                    last_event_at, connected_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+                ON CONFLICT (integration_id) DO UPDATE SET
+                    org_id = EXCLUDED.org_id, provider = EXCLUDED.provider,
+                    external_id = EXCLUDED.external_id, plan = EXCLUDED.plan,
+                    status = EXCLUDED.status, status_reason = EXCLUDED.status_reason,
+                    sealed_credential = EXCLUDED.sealed_credential,
+                    backfill_days = EXCLUDED.backfill_days,
+                    correlation_id = EXCLUDED.correlation_id,
+                    last_event_id = EXCLUDED.last_event_id,
+                    last_event_at = EXCLUDED.last_event_at,
+                    connected_at = CASE WHEN i.last_event_id = EXCLUDED.last_event_id
+                                        THEN i.connected_at ELSE EXCLUDED.connected_at END,
+                    disconnected_at = NULL, updated_at = now()
+                 WHERE i.last_event_at <= EXCLUDED.last_event_at
+                RETURNING true
+                """,
+                integration_id,
+                org_id,
+                provider,
+                external_id,
+                plan,
+                status,
+                status_reason,
+                sealed_credential,
+                backfill_days,
+                correlation_id,
+                event_id,
+                event_at,
+            )
+            if not applied:
+                return False
+            await conn.execute(
+                """
+                INSERT INTO schedules (integration_id, next_run_at, interval_s)
+                VALUES ($1, now() + make_interval(secs => $3), $2)
+                ON CONFLICT (integration_id) DO UPDATE SET
+                    interval_s = EXCLUDED.interval_s, paused = false, updated_at = now(),
+                    next_run_at = LEAST(schedules.next_run_at, EXCLUDED.next_run_at)
+                """,
+                integration_id,
+                interval_s,
+                first_run_in_s,
+            )
+            return True
+
+    async def rotate_credential(
+        self,
+        *,
+        integration_id: UUID,
+        plan: Plan,
+        status: IntegrationStatus,
+        status_reason: ErrorCode | None,
+        sealed_credential: str,
+        event_id: UUID,
+        event_at: datetime,
+    ) -> int | None:
+        """Store a new credential, unpause the schedule (due at once if it was paused) and make
+        the runs a rejected key had blocked due for a retry, which the scheduler loop publishes.
+        Returns how many runs were unblocked; None for a stale or unknown event."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            applied = await conn.fetchval(
+                """
+                UPDATE integrations SET
+                    plan = $2, status = $3, status_reason = $4, sealed_credential = $5,
+                    last_event_id = $6, last_event_at = $7, updated_at = now()
+                 WHERE integration_id = $1 AND disconnected_at IS NULL
+                   AND last_event_at <= $7
+                RETURNING true
+                """,
+                integration_id,
+                plan,
+                status,
+                status_reason,
+                sealed_credential,
+                event_id,
+                event_at,
+            )
+            if not applied:
+                return None
+            await conn.execute(
+                """
+                UPDATE schedules SET
+                    next_run_at = CASE WHEN paused THEN now() ELSE next_run_at END,
+                    paused = false, updated_at = now()
+                 WHERE integration_id = $1
+                """,
+                integration_id,
+            )
+            unblocked = await conn.fetchval(
+                """
+                WITH unblocked AS (
+                    UPDATE runs SET status = 'retrying', retry_at = now(), updated_at = now()
+                     WHERE integration_id = $1 AND status = 'blocked'
+                    RETURNING 1)
+                SELECT count(*) FROM unblocked
+                """,
+                integration_id,
+            )
+            return int(unblocked or 0)
+
+    async def disconnect(self, integration_id: UUID, event_id: UUID, event_at: datetime) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            applied = await conn.fetchval(
+                """
+                UPDATE integrations SET
+                    disconnected_at = $3, sealed_credential = NULL,
+                    last_event_id = $2, last_event_at = $3, updated_at = now()
+                 WHERE integration_id = $1 AND last_event_at <= $3
+                RETURNING true
+                """,
+                integration_id,
+                event_id,
+                event_at,
+            )
+            if not applied:
+                return False
+            await conn.execute("DELETE FROM schedules WHERE integration_id = $1", integration_id)
+            await conn.execute(
+                "UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now() "
+                "WHERE integration_id = $1 AND status = ANY($2::text[])",
+                integration_id,
+                [str(s) for s in ACTIVE_RUN_STATUSES],
+            )
+            return True
+
+    async def fail(self, integration_id: UUID, sealed_used: str, reason: ErrorCode) -> bool:
+        """Mark the integration failed and pause its schedule, unless the credential changed
+        since ``sealed_used`` was read (a rotation won the race). True when marked."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            marked = await conn.fetchval(
+                """
+                UPDATE integrations SET status = 'failed', status_reason = $3, updated_at = now()
+                 WHERE integration_id = $1 AND sealed_credential = $2
+                RETURNING true
+                """,
+                integration_id,
+                sealed_used,
+                reason,
+            )
+            if not marked:
+                return False
+            await conn.execute(
+                "UPDATE schedules SET paused = true, updated_at = now() WHERE integration_id = $1",
+                integration_id,
+            )
+            return True
+
+    async def degrade(self, integration_id: UUID, reason: ErrorCode) -> None:
+        await self._pool.execute(
+            "UPDATE integrations SET status = 'degraded', status_reason = $2, updated_at = now() "
+            "WHERE integration_id = $1 AND status <> 'failed'",
+            integration_id,
+            reason,
+        )
+
+    async def record_success(
+        self, integration_id: UUID, data_through: date | None, at: datetime, restore_active: bool
+    ) -> Integration | None:
+        row = await self._pool.fetchrow(
+            """
+            UPDATE integrations SET
+                data_through = GREATEST(data_through, $2),
+                last_success_at = $3,
+                status = CASE WHEN $4 AND status = 'degraded' THEN 'active' ELSE status END,
+                status_reason = CASE WHEN $4 AND status = 'degraded' THEN NULL
+                                     ELSE status_reason END,
+                updated_at = now()
+             WHERE integration_id = $1
+            RETURNING *
+            """,
+            integration_id,
+            data_through,
+            at,
+            restore_active,
+        )
+        return None if row is None else integration_from_row(row)
