@@ -14,13 +14,17 @@ from koalr_syncer import handlers
 from tests.syncer.conftest import ClockView, MakeSettings, StartSyncer
 from tests.syncer.helpers import (
     ORG,
+    assert_exact,
     collecting,
     connected_event,
+    integration_on_partition,
     publish,
     publish_raw,
+    truth_of,
     url_of,
     wait_for,
 )
+from tests.syncer.transports import NulInMemberName
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +119,9 @@ async def test_integration_events_that_cannot_be_applied_are_dead_lettered(
     status = out.last_status(unreadable.integration_id)
     assert status is not None
     assert (status.state, status.reason_code) == ("error", "internal_error")
-    assert sealer.seal("x", context="c") not in repr(out.dead_letters)  # no credential echoed
+    letters = repr(out.dead_letters)
+    assert team.api_key not in letters  # no clear-text credential echoed
+    assert "crsr_x" not in letters
     assert out.records == []
 
 
@@ -155,3 +161,47 @@ async def test_a_job_that_keeps_failing_is_dead_lettered_and_reported(
     assert len(attempts) == 2
     assert len(set(attempts)) == 1  # the same job, delivered again after the first failure
     assert out.records == []
+
+
+async def test_a_value_postgresql_refuses_is_dead_lettered_and_the_partition_moves_on(
+    *,
+    clock: ClockView,
+    sandbox: SandboxClient,
+    sandbox_url: str,
+    sealer: Sealer,
+    make_settings: MakeSettings,
+    start_syncer: StartSyncer,
+) -> None:
+    poisoned_team = await sandbox.create_team(seed=3)
+    healthy_team = await sandbox.create_team(seed=4)
+    settings = make_settings(sandbox_url, worker_concurrency=1)
+    taken: set[UUID] = set()
+    poisoned = connected_event(
+        sealer,
+        poisoned_team,
+        integration_id=integration_on_partition(0, settings.topic_partitions, taken),
+        backfill_days=3,
+    )
+    healthy = connected_event(
+        sealer,
+        healthy_team,
+        integration_id=integration_on_partition(0, settings.topic_partitions, taken),
+        backfill_days=3,
+    )
+    async with collecting(settings) as out:
+        await start_syncer(settings, transport=NulInMemberName(poisoned_team))
+        # The poisoned backfill job sits first on the partition both backfills share.
+        await publish(settings, topics.INTEGRATIONS, poisoned, healthy)
+        await wait_for(lambda: out.is_idle(healthy.integration_id), 60, "the healthy backfill")
+        await wait_for(lambda: len(out.dead_letters) == 1, 10, "the dead letter")
+    (letter,) = out.dead_letters
+    assert letter.integration_id == poisoned.integration_id
+    assert letter.error_type == "CharacterNotInRepertoireError"
+    assert letter.source_topic == settings.topic(topics.SYNC_JOBS)
+    status = out.last_status(poisoned.integration_id)
+    assert status is not None
+    assert (status.state, status.reason_code) == ("error", "internal_error")
+    first, last = clock.window(3)
+    truth = await truth_of(sandbox, healthy_team, first, last)
+    assert assert_exact(out.records_of(healthy.integration_id), truth, first, last) > 0
+    assert out.records_of(poisoned.integration_id) == []
