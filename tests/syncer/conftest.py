@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from koalr_runtime.db import create_pool
+from koalr_runtime.migrations import migrate
 from koalr_runtime.sealing import Sealer, generate_key_entry
 from koalr_sandbox.clock import Clock, ManualClock, SystemClock
 from koalr_sandbox.testing import SandboxClient, run_sandbox
-from koalr_syncer.app import SyncerRuntime
+from koalr_syncer.app import MIGRATIONS, SyncerRuntime
 from koalr_syncer.settings import SyncerSettings
 
 #: Small teams keep the suite fast; rate limits are switched on by the tests about them.
@@ -28,6 +31,7 @@ SMALL_TEAM: dict[str, Any] = {
 }
 
 MakeSettings = Callable[..., SyncerSettings]
+Pools = list["asyncpg.Pool[Any]"]
 StartSyncer = Callable[..., Awaitable[SyncerRuntime]]
 
 
@@ -162,3 +166,16 @@ async def start_syncer(clock: ClockView) -> AsyncIterator[StartSyncer]:
     yield start
     for runtime in reversed(started):
         await runtime.stop()
+
+
+@pytest.fixture
+async def pools(fresh_database_url: str) -> AsyncIterator[Pools]:
+    """Two pools on the syncer's migrated schema, as two processes would hold."""
+    await migrate(fresh_database_url, "syncer", MIGRATIONS)
+    created = [
+        await create_pool(fresh_database_url, server_settings={"search_path": "syncer"})
+        for _ in range(2)
+    ]
+    yield created
+    for pool in created:
+        await pool.close()

@@ -6,6 +6,7 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
+from prometheus_client import REGISTRY
 
 from koalr_contracts import SyncJobRequested, topics
 from koalr_runtime.sealing import Sealer
@@ -57,7 +58,12 @@ async def test_backfill_matches_the_truth_exactly(
     assert progress == sorted(progress)
     assert progress[0] == 0
     assert progress[-1] == 30
-    assert statuses[-1].data_through == clock.today() - timedelta(days=1)
+    assert statuses[-1].progress is not None
+    assert (statuses[-1].progress.done, statuses[-1].progress.total) == (30, 30)
+    # The last 3 days are re-read by every scheduled sync: they can still change.
+    assert statuses[-1].data_through == clock.today() - timedelta(days=3)
+    # Each status carries the next number of the integration's sequence.
+    assert [s.sequence for s in statuses] == list(range(1, len(statuses) + 1))
     assert statuses[-1].last_success_at is not None
     derived = [*out.records, *out.snapshots, *out.statuses]
     assert {e.correlation_id for e in derived} == {event.correlation_id}
@@ -169,3 +175,51 @@ async def test_a_manual_resync_replaces_the_days_and_runs_once(
     assert len(manual_records) == len(manual_days)  # the duplicate delivery published nothing
     assert {r.correlation_id for r in records} == {event.correlation_id}
     assert len(out.snapshots_of(event.integration_id)) == 2
+
+
+async def test_a_manual_resync_that_overtakes_its_connection_runs_once_registered(
+    *,
+    clock: ClockView,
+    sandbox: SandboxClient,
+    sandbox_url: str,
+    sealer: Sealer,
+    make_settings: MakeSettings,
+    start_syncer: StartSyncer,
+) -> None:
+    team = await sandbox.create_team()
+    settings = make_settings(sandbox_url)  # the default patience for an unknown integration
+    event = connected_event(sealer, team, backfill_days=3)
+    first, last = clock.window(3)
+    manual = SyncJobRequested(
+        job_id=uuid4(),
+        org_id=ORG,
+        integration_id=event.integration_id,
+        correlation_id=event.correlation_id,
+        provider="cursor",
+        reason="manual",
+        window_start=first,
+        window_end=last,
+    )
+
+    def awaited() -> float:
+        value = REGISTRY.get_sample_value(
+            "koalr_syncer_jobs_total", {"outcome": "awaiting_integration"}
+        )
+        return value or 0.0
+
+    before = awaited()
+    async with collecting(settings) as out:
+        await start_syncer(settings)
+        await publish(settings, topics.SYNC_JOBS, manual)
+        # Retried with backoff (0.5 s, 1 s, 2 s, 4 s): the fifth try comes after 7.5 s.
+        await wait_for(lambda: awaited() - before >= 5, 30, "the resync to wait for 7 s")
+        await publish(settings, topics.INTEGRATIONS, event)
+
+        def manual_done() -> bool:
+            return any(s.job_id == manual.job_id and s.state == "idle" for s in out.statuses)
+
+        await wait_for(manual_done, 60, "the manual resync to finish")
+    assert out.dead_letters == []
+    assert [s for s in out.statuses if s.state == "error"] == []
+    truth = await truth_of(sandbox, team, first, last)
+    assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 0

@@ -11,6 +11,7 @@ from koalr_contracts import IntegrationCredentialsRotated, SyncJobRequested, top
 from koalr_runtime.sealing import Sealer, generate_key_entry
 from koalr_sandbox.testing import SandboxClient
 from koalr_syncer import handlers
+from koalr_syncer.service.common import UNKNOWN_INTEGRATION_MESSAGE
 from tests.syncer.conftest import ClockView, MakeSettings, StartSyncer
 from tests.syncer.helpers import (
     ORG,
@@ -67,6 +68,7 @@ async def test_undecodable_and_unknown_jobs_are_dead_lettered_and_others_proceed
         await wait_for(lambda: out.is_idle(event.integration_id), 60, "the backfill to finish")
         await publish(settings, topics.SYNC_JOBS, other_org)
         await wait_for(lambda: len(out.dead_letters) >= 5, 10, "five dead letters")
+        await wait_for(lambda: out.last_status(stranger) is not None, 10, "its status")
     letters = out.dead_letters
     assert len(letters) == 5
     assert all(d.source_topic == settings.topic(topics.SYNC_JOBS) for d in letters)
@@ -78,6 +80,15 @@ async def test_undecodable_and_unknown_jobs_are_dead_lettered_and_others_proceed
     (unknown,) = [d for d in letters if d.integration_id == stranger]
     assert unknown.error_type == "BadMessageError"
     assert "not registered" in unknown.reason
+    # The job for an integration never registered could not run: its status says why.
+    status = out.last_status(stranger)
+    assert status is not None
+    assert (status.state, status.reason_code, status.job_id) == (
+        "error",
+        "internal_error",
+        unknown_job.job_id,
+    )
+    assert status.message == UNKNOWN_INTEGRATION_MESSAGE
     (cursor,) = [d for d in letters if d.integration_id == event.integration_id and d.org_id == ORG]
     assert cursor.error_type == "BadMessageError"
     assert "cursor" in cursor.reason
@@ -193,11 +204,12 @@ async def test_a_value_postgresql_refuses_is_dead_lettered_and_the_partition_mov
         # The poisoned backfill job sits first on the partition both backfills share.
         await publish(settings, topics.INTEGRATIONS, poisoned, healthy)
         await wait_for(lambda: out.is_idle(healthy.integration_id), 60, "the healthy backfill")
-        await wait_for(lambda: len(out.dead_letters) == 1, 10, "the dead letter")
-    (letter,) = out.dead_letters
-    assert letter.integration_id == poisoned.integration_id
-    assert letter.error_type == "CharacterNotInRepertoireError"
-    assert letter.source_topic == settings.topic(topics.SYNC_JOBS)
+        await wait_for(lambda: len(out.dead_letters) >= 1, 10, "the dead letter")
+    # Its repairs (scheduled while days of its backfill window are missing) fail the same way.
+    for letter in out.dead_letters:
+        assert letter.integration_id == poisoned.integration_id
+        assert letter.error_type == "CharacterNotInRepertoireError"
+        assert letter.source_topic == settings.topic(topics.SYNC_JOBS)
     status = out.last_status(poisoned.integration_id)
     assert status is not None
     assert (status.state, status.reason_code) == ("error", "internal_error")

@@ -4,9 +4,8 @@ that dies before recording its claim forgets nothing, and incremental runs recur
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -15,8 +14,6 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from koalr_contracts import AnyEvent, SyncJobRequested, topics
-from koalr_runtime.db import create_pool
-from koalr_runtime.migrations import migrate
 from koalr_runtime.sealing import Sealer
 from koalr_sandbox.testing import SandboxClient
 from koalr_syncer.jobs import decode_cursor
@@ -24,7 +21,7 @@ from koalr_syncer.model import RunStatus
 from koalr_syncer.repository import IntegrationRepository, RunRepository, ScheduleRepository
 from koalr_syncer.service import Scheduler
 from koalr_syncer.settings import SyncerSettings
-from tests.syncer.conftest import ClockView, MakeSettings, StartSyncer
+from tests.syncer.conftest import ClockView, MakeSettings, Pools, StartSyncer
 from tests.syncer.helpers import (
     ORG,
     collecting,
@@ -35,8 +32,6 @@ from tests.syncer.helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-MIGRATIONS = Path(__file__).resolve().parents[2] / "services/syncer/src/koalr_syncer/migrations"
 
 
 class RecordingPublisher:
@@ -51,18 +46,6 @@ class RecordingPublisher:
         if self.fail:
             raise KafkaConnectionError("broker unreachable")
         self.published.extend(events)
-
-
-@pytest.fixture
-async def pools(fresh_database_url: str) -> AsyncIterator[list[asyncpg.Pool[Any]]]:
-    await migrate(fresh_database_url, "syncer", MIGRATIONS)
-    created = [
-        await create_pool(fresh_database_url, server_settings={"search_path": "syncer"})
-        for _ in range(2)
-    ]
-    yield created
-    for pool in created:
-        await pool.close()
 
 
 def scheduler(
@@ -81,7 +64,9 @@ def scheduler(
     )
 
 
-async def register(repo: IntegrationRepository, count: int, *, due: bool = True) -> list[UUID]:
+async def register(
+    repo: IntegrationRepository, clock: ClockView, count: int, *, due: bool = True
+) -> list[UUID]:
     ids = []
     for _ in range(count):
         integration_id = uuid4()
@@ -97,9 +82,12 @@ async def register(repo: IntegrationRepository, count: int, *, due: bool = True)
             status_reason=None,
             sealed_credential="v1.test1." + "A" * 40,
             backfill_days=30,
+            backfill_window=clock.window(30),
+            backfill_job_id=uuid4(),
             correlation_id=uuid4(),
             event_id=event_id,
-            event_at=datetime.now(UTC),
+            event_at=clock.now(),
+            sequence=1,
             interval_s=3600,
             first_run_in_s=-1 if due else 3600,
         )
@@ -107,12 +95,12 @@ async def register(repo: IntegrationRepository, count: int, *, due: bool = True)
 
 
 async def test_two_schedulers_publish_each_due_schedule_exactly_once(
-    *, clock: ClockView, pools: list[asyncpg.Pool[Any]], make_settings: MakeSettings
+    *, clock: ClockView, pools: Pools, make_settings: MakeSettings
 ) -> None:
     settings = make_settings("http://cursor.invalid")
     repo = IntegrationRepository(pools[0])
-    due = await register(repo, 30)
-    await register(repo, 5, due=False)
+    due = await register(repo, clock, 30)
+    await register(repo, clock, 5, due=False)
     publishers = [RecordingPublisher(delay_s=0.05), RecordingPublisher(delay_s=0.05)]
     schedulers = [
         scheduler(settings, pool, publisher, batch=4, clock=clock)
@@ -129,7 +117,7 @@ async def test_two_schedulers_publish_each_due_schedule_exactly_once(
     for job in jobs:
         assert job.reason == "scheduled"
         assert (job.window_start, job.window_end) == (
-            clock.today() - timedelta(days=1),
+            clock.today() - timedelta(days=2),
             clock.today(),
         )
     next_runs = await pools[0].fetch("SELECT next_run_at - now() AS left FROM schedules")
@@ -137,10 +125,10 @@ async def test_two_schedulers_publish_each_due_schedule_exactly_once(
 
 
 async def test_a_claim_that_could_not_publish_is_taken_again(
-    pools: list[asyncpg.Pool[Any]], make_settings: MakeSettings, clock: ClockView
+    pools: Pools, make_settings: MakeSettings, clock: ClockView
 ) -> None:
     settings = make_settings("http://cursor.invalid")
-    due = await register(IntegrationRepository(pools[0]), 3)
+    due = await register(IntegrationRepository(pools[0]), clock, 3)
     broken = scheduler(settings, pools[0], RecordingPublisher(fail=True), batch=10, clock=clock)
     with pytest.raises(KafkaConnectionError):
         await broken.tick()
@@ -152,10 +140,10 @@ async def test_a_claim_that_could_not_publish_is_taken_again(
 
 
 async def test_due_retries_are_published_as_continuations(
-    *, clock: ClockView, pools: list[asyncpg.Pool[Any]], make_settings: MakeSettings
+    *, clock: ClockView, pools: Pools, make_settings: MakeSettings
 ) -> None:
     settings = make_settings("http://cursor.invalid")
-    (integration_id,) = await register(IntegrationRepository(pools[0]), 1, due=False)
+    (integration_id,) = await register(IntegrationRepository(pools[0]), clock, 1, due=False)
     runs = RunRepository(pools[0])
     run_id = uuid4()
     run = await runs.get_or_create_run(
@@ -166,7 +154,7 @@ async def test_due_retries_are_published_as_continuations(
         window_end=clock.today(),
         correlation_id=uuid4(),
     )
-    await runs.advance_run(run.run_id, clock.today() - timedelta(days=10))
+    await runs.advance_run(run.run_id, clock.today() - timedelta(days=9), clock.today())
     await runs.set_run_status(
         run_id, RunStatus.RETRYING, error_code="provider_unavailable", retry_in_s=-1, attempt=2
     )
@@ -185,7 +173,7 @@ async def test_due_retries_are_published_as_continuations(
     assert status == "running"
 
 
-async def test_incremental_runs_recur_and_refetch_the_last_two_days(
+async def test_incremental_runs_recur_and_refetch_the_last_three_days(
     *,
     clock: ClockView,
     sandbox: SandboxClient,
@@ -213,9 +201,9 @@ async def test_incremental_runs_recur_and_refetch_the_last_two_days(
     assert len(scheduled) >= 2
     assert len({j.job_id for j in scheduled}) == len(scheduled)
     assert all(
-        (j.window_start, j.window_end) == (clock.today() - timedelta(days=1), clock.today())
+        (j.window_start, j.window_end) == (clock.today() - timedelta(days=2), clock.today())
         for j in scheduled
     )
     latest = latest_per_member_day(out.records_of(event.integration_id))
     refreshed = {key for key, r in latest.items() if r.fetched_at > backfilled[key].fetched_at}
-    assert {day for day, _ in refreshed} == {clock.today() - timedelta(days=1), clock.today()}
+    assert {day for day, _ in refreshed} == {clock.today() - timedelta(days=i) for i in range(3)}

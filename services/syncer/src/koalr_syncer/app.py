@@ -30,6 +30,7 @@ from koalr_syncer.repository import (
     MemberRepository,
     RunRepository,
     ScheduleRepository,
+    StatusRepository,
 )
 from koalr_syncer.service import (
     Clock,
@@ -135,7 +136,7 @@ class SyncerRuntime:
             publisher = self._wrap_publisher(publisher)
         sealer = Sealer.from_config(settings.sealing_keys.get_secret_value())
         integrations = IntegrationRepository(self._pool)
-        status = StatusReporter(publisher)
+        status = StatusReporter(publisher, StatusRepository(self._pool))
         self._registry = Registry(
             settings=settings,
             integrations=integrations,

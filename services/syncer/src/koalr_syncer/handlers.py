@@ -8,8 +8,8 @@ recorded and its continuation published (all inside :meth:`JobRunner.run`).
   whose content PostgreSQL refuses (a permanent error of :mod:`koalr_runtime.pgerrors`: a NUL
   byte, a value too long, a check violation) goes to the dead-letter topic with the reason, then
   is committed: retrying it would stall every integration behind it on the partition.
-- Transient failures (PostgreSQL unreachable or overloaded, Kafka, a busy integration) are
-  retried with capped backoff by seeking back to the message: never skipped, never dead-lettered.
+- Transient failures (PostgreSQL unreachable or overloaded, Kafka, a busy integration, a job
+  that overtook its integration's registration) are retried with capped backoff by seeking back to the message: never skipped, never dead-lettered.
 - Any other failure is retried a few times, then dead-lettered, so no message stalls a partition.
 """
 
@@ -36,7 +36,13 @@ from koalr_contracts import (
 from koalr_runtime.kafka import dead_letter_for, publish_event
 from koalr_runtime.logs import bind_correlation, get_logger
 from koalr_runtime.pgerrors import is_permanent, is_transient
-from koalr_syncer.service import BadMessageError, IntegrationBusyError, JobRunner, Registry
+from koalr_syncer.service import (
+    BadMessageError,
+    IntegrationBusyError,
+    IntegrationNotRegisteredYetError,
+    JobRunner,
+    Registry,
+)
 from koalr_syncer.settings import SyncerSettings
 
 if TYPE_CHECKING:
@@ -46,7 +52,13 @@ log = get_logger(__name__)
 
 MAX_FAILURES_BEFORE_DEAD_LETTER: Final[int] = 5
 INFRA_BACKOFF_MAX_S: Final[float] = 30.0
-RETRIED_ERRORS: Final = (KafkaError, OSError, TimeoutError, IntegrationBusyError)
+RETRIED_ERRORS: Final = (
+    KafkaError,
+    OSError,
+    TimeoutError,
+    IntegrationBusyError,
+    IntegrationNotRegisteredYetError,
+)
 """Besides transient database errors: failures that go away by waiting."""
 
 IntegrationEvent = IntegrationConnected | IntegrationCredentialsRotated | IntegrationDisconnected

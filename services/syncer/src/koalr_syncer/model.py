@@ -7,7 +7,7 @@ Closed sets are ``Literal`` types from the contracts (provider, plan, status, re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final, Literal
 from uuid import UUID
@@ -29,6 +29,33 @@ JobStatus = Literal["running", "done"]
 
 ACTIVE_RUN_STATUSES: Final = (RunStatus.RUNNING, RunStatus.RETRYING, RunStatus.BLOCKED)
 FINISHED_RUN_STATUSES: Final = (RunStatus.DONE, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class EventOrder(StrEnum):
+    """Where an integration event stands against the last one applied to its integration."""
+
+    NEW = "new"
+    """The integration is not registered yet."""
+    NEXT = "next"
+    """Comes after the last applied event: apply it."""
+    REDELIVERED = "redelivered"
+    """The last applied event itself, delivered again."""
+    STALE = "stale"
+    """An older event (or an equal sequence from another event): skip it."""
+
+    @property
+    def applies(self) -> bool:
+        return self in (EventOrder.NEW, EventOrder.NEXT)
+
+
+def order_of(event_id: UUID, sequence: int, last_event_id: UUID, last_sequence: int) -> EventOrder:
+    """The ordering rule of integration events: apply iff ``sequence > last``, or both are 0 (an
+    unordered event of schema version 1, applied in arrival order). Clocks are never compared."""
+    if event_id == last_event_id:
+        return EventOrder.REDELIVERED
+    if sequence > last_sequence or sequence == last_sequence == 0:
+        return EventOrder.NEXT
+    return EventOrder.STALE
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +124,31 @@ class DueRetry:
     org_id: str
     provider: Provider
     retry_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DueRepair:
+    """An integration whose backfill window may have incomplete days, none being read now."""
+
+    integration_id: UUID
+    org_id: str
+    provider: Provider
+    correlation_id: UUID
+    backfill_start: date
+    newest_missing: date | None
+    """The newest incomplete day of the backfill window; None when every day is complete."""
+    repair_at: datetime
+    repair_day: date | None
+    """The newest incomplete day when the last repair was published."""
+    repair_attempt: int
+
+    def next_repair(self, chunk_days: int) -> tuple[date, date, int]:
+        """The window of the next repair and its attempt: each repair of the same newest
+        incomplete day reads half the days of the previous one (at least one); progress starts
+        over at ``chunk_days``."""
+        if self.newest_missing is None:
+            raise ValueError("nothing to repair")
+        attempt = self.repair_attempt + 1 if self.repair_day == self.newest_missing else 0
+        size = max(1, chunk_days >> attempt)
+        start = max(self.backfill_start, self.newest_missing - timedelta(days=size - 1))
+        return start, self.newest_missing, attempt

@@ -74,7 +74,13 @@ class SyncerSettings(ServiceSettings, ProviderSettings, SealingSettings):
         default=3600.0, gt=0, description="Time between two scheduled incremental syncs."
     )
     incremental_days: int = Field(
-        default=2, ge=1, le=30, description="Days re-fetched by an incremental sync (data lags)."
+        default=3,
+        ge=3,
+        le=30,
+        description=(
+            "Last UTC days (today included) every scheduled sync re-reads; Cursor's data lands up "
+            "to two days late. data_through stays at least this many days behind today."
+        ),
     )
     scheduler_poll_s: float = Field(default=5.0, gt=0, description="How often due work is claimed.")
     run_max_attempts: int = Field(
@@ -116,9 +122,12 @@ class SyncerSettings(ServiceSettings, ProviderSettings, SealingSettings):
         default=8, ge=2, description="Most PostgreSQL connections one process opens."
     )
     unknown_integration_wait_s: float = Field(
-        default=5.0,
+        default=120.0,
         ge=0,
-        description="How long a job for an unregistered integration waits before dead-lettering.",
+        description=(
+            "How long a job for an integration not registered yet (a resync that overtook its "
+            "connection) is retried before it is reported and dead-lettered."
+        ),
     )
 
     @model_validator(mode="after")

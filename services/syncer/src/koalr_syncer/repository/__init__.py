@@ -6,5 +6,12 @@ from koalr_syncer.repository.integrations import IntegrationRepository
 from koalr_syncer.repository.members import MemberRepository
 from koalr_syncer.repository.runs import RunRepository
 from koalr_syncer.repository.schedules import ScheduleRepository
+from koalr_syncer.repository.status import StatusRepository
 
-__all__ = ["IntegrationRepository", "MemberRepository", "RunRepository", "ScheduleRepository"]
+__all__ = [
+    "IntegrationRepository",
+    "MemberRepository",
+    "RunRepository",
+    "ScheduleRepository",
+    "StatusRepository",
+]

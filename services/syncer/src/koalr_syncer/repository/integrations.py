@@ -6,8 +6,8 @@ from datetime import date, datetime
 from uuid import UUID
 
 from koalr_contracts import ErrorCode, IntegrationStatus, Plan, Provider
-from koalr_syncer.model import ACTIVE_RUN_STATUSES, Integration
-from koalr_syncer.repository.rows import Pool, integration_from_row
+from koalr_syncer.model import ACTIVE_RUN_STATUSES, EventOrder, Integration, order_of
+from koalr_syncer.repository.rows import Connection, Pool, integration_from_row
 
 
 class IntegrationRepository:
@@ -19,6 +19,19 @@ class IntegrationRepository:
             "SELECT * FROM integrations WHERE integration_id = $1", integration_id
         )
         return None if row is None else integration_from_row(row)
+
+    async def _order(
+        self, conn: Connection, integration_id: UUID, event_id: UUID, sequence: int
+    ) -> EventOrder:
+        """Where an integration event stands against what was applied (row locked till commit)."""
+        row = await conn.fetchrow(
+            "SELECT last_event_seq, last_event_id FROM integrations "
+            "WHERE integration_id = $1 FOR UPDATE",
+            integration_id,
+        )
+        if row is None:
+            return EventOrder.NEW
+        return order_of(event_id, sequence, row["last_event_id"], row["last_event_seq"])
 
     async def connect(
         self,
@@ -32,21 +45,28 @@ class IntegrationRepository:
         status_reason: ErrorCode | None,
         sealed_credential: str,
         backfill_days: int,
+        backfill_window: tuple[date, date],
+        backfill_job_id: UUID,
         correlation_id: UUID,
         event_id: UUID,
         event_at: datetime,
+        sequence: int,
         interval_s: float,
         first_run_in_s: float,
-    ) -> bool:
-        """Register (or re-register) an integration and its schedule; False for a stale event."""
+    ) -> EventOrder:
+        """Register (or re-register) an integration, its schedule and its backfill window, whose
+        repair waits for ``backfill_job_id``. Nothing changes unless the event is NEW or NEXT."""
         async with self._pool.acquire() as conn, conn.transaction():
-            applied = await conn.fetchval(
+            order = await self._order(conn, integration_id, event_id, sequence)
+            if not order.applies:
+                return order
+            await conn.execute(
                 """
                 INSERT INTO integrations AS i (
                     integration_id, org_id, provider, external_id, plan, status, status_reason,
                     sealed_credential, backfill_days, correlation_id, last_event_id,
-                    last_event_at, connected_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+                    last_event_at, connected_at, last_event_seq, backfill_start, backfill_end)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)
                 ON CONFLICT (integration_id) DO UPDATE SET
                     org_id = EXCLUDED.org_id, provider = EXCLUDED.provider,
                     external_id = EXCLUDED.external_id, plan = EXCLUDED.plan,
@@ -56,11 +76,11 @@ class IntegrationRepository:
                     correlation_id = EXCLUDED.correlation_id,
                     last_event_id = EXCLUDED.last_event_id,
                     last_event_at = EXCLUDED.last_event_at,
-                    connected_at = CASE WHEN i.last_event_id = EXCLUDED.last_event_id
-                                        THEN i.connected_at ELSE EXCLUDED.connected_at END,
+                    last_event_seq = EXCLUDED.last_event_seq,
+                    backfill_start = EXCLUDED.backfill_start,
+                    backfill_end = EXCLUDED.backfill_end,
+                    connected_at = EXCLUDED.connected_at,
                     disconnected_at = NULL, updated_at = now()
-                 WHERE i.last_event_at <= EXCLUDED.last_event_at
-                RETURNING true
                 """,
                 integration_id,
                 org_id,
@@ -74,22 +94,28 @@ class IntegrationRepository:
                 correlation_id,
                 event_id,
                 event_at,
+                sequence,
+                backfill_window[0],
+                backfill_window[1],
             )
-            if not applied:
-                return False
             await conn.execute(
                 """
-                INSERT INTO schedules (integration_id, next_run_at, interval_s)
-                VALUES ($1, now() + make_interval(secs => $3), $2)
+                INSERT INTO schedules (integration_id, next_run_at, interval_s, repair_at,
+                                       repair_job_id, repair_published_at)
+                VALUES ($1, now() + make_interval(secs => $3), $2, now(), $4, now())
                 ON CONFLICT (integration_id) DO UPDATE SET
                     interval_s = EXCLUDED.interval_s, paused = false, updated_at = now(),
-                    next_run_at = LEAST(schedules.next_run_at, EXCLUDED.next_run_at)
+                    next_run_at = LEAST(schedules.next_run_at, EXCLUDED.next_run_at),
+                    repair_at = EXCLUDED.repair_at, repair_job_id = EXCLUDED.repair_job_id,
+                    repair_published_at = EXCLUDED.repair_published_at,
+                    repair_day = NULL, repair_attempt = 0
                 """,
                 integration_id,
                 interval_s,
                 first_run_in_s,
+                backfill_job_id,
             )
-            return True
+            return order
 
     async def rotate_credential(
         self,
@@ -101,18 +127,21 @@ class IntegrationRepository:
         sealed_credential: str,
         event_id: UUID,
         event_at: datetime,
-    ) -> int | None:
+        sequence: int,
+    ) -> tuple[EventOrder, int]:
         """Store a new credential, unpause the schedule (due at once if it was paused) and make
         the runs a rejected key had blocked due for a retry, which the scheduler loop publishes.
-        Returns how many runs were unblocked; None for a stale or unknown event."""
+        Returns the event's order and how many runs were unblocked."""
         async with self._pool.acquire() as conn, conn.transaction():
+            order = await self._order(conn, integration_id, event_id, sequence)
+            if order is not EventOrder.NEXT:  # a rotation never registers an integration
+                return order, 0
             applied = await conn.fetchval(
                 """
                 UPDATE integrations SET
                     plan = $2, status = $3, status_reason = $4, sealed_credential = $5,
-                    last_event_id = $6, last_event_at = $7, updated_at = now()
+                    last_event_id = $6, last_event_at = $7, last_event_seq = $8, updated_at = now()
                  WHERE integration_id = $1 AND disconnected_at IS NULL
-                   AND last_event_at <= $7
                 RETURNING true
                 """,
                 integration_id,
@@ -122,9 +151,10 @@ class IntegrationRepository:
                 sealed_credential,
                 event_id,
                 event_at,
+                sequence,
             )
             if not applied:
-                return None
+                return EventOrder.STALE, 0
             await conn.execute(
                 """
                 UPDATE schedules SET
@@ -144,24 +174,28 @@ class IntegrationRepository:
                 """,
                 integration_id,
             )
-            return int(unblocked or 0)
+            return order, int(unblocked or 0)
 
-    async def disconnect(self, integration_id: UUID, event_id: UUID, event_at: datetime) -> bool:
+    async def disconnect(
+        self, integration_id: UUID, event_id: UUID, event_at: datetime, sequence: int
+    ) -> EventOrder:
         async with self._pool.acquire() as conn, conn.transaction():
-            applied = await conn.fetchval(
+            order = await self._order(conn, integration_id, event_id, sequence)
+            if order is not EventOrder.NEXT:
+                return order
+            await conn.execute(
                 """
                 UPDATE integrations SET
                     disconnected_at = $3, sealed_credential = NULL,
-                    last_event_id = $2, last_event_at = $3, updated_at = now()
-                 WHERE integration_id = $1 AND last_event_at <= $3
-                RETURNING true
+                    last_event_id = $2, last_event_at = $3, last_event_seq = $4,
+                    updated_at = now()
+                 WHERE integration_id = $1
                 """,
                 integration_id,
                 event_id,
                 event_at,
+                sequence,
             )
-            if not applied:
-                return False
             await conn.execute("DELETE FROM schedules WHERE integration_id = $1", integration_id)
             await conn.execute(
                 "UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now() "
@@ -169,7 +203,7 @@ class IntegrationRepository:
                 integration_id,
                 [str(s) for s in ACTIVE_RUN_STATUSES],
             )
-            return True
+            return order
 
     async def fail(self, integration_id: UUID, sealed_used: str, reason: ErrorCode) -> bool:
         """Mark the integration failed and pause its schedule, unless the credential changed

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, timedelta
 from uuid import UUID
 
 from koalr_contracts import ErrorCode, SyncReason
@@ -100,20 +100,65 @@ class RunRepository:
             raise RuntimeError(f"run {run_id} could not be created")
         return run_from_row(row)
 
-    async def advance_run(self, run_id: UUID, next_day: date) -> Run:
-        """Record that every day after ``next_day`` is read and published (never moves back)."""
+    async def advance_run(self, run_id: UUID, read_from: date, read_through: date) -> Run:
+        """Record that the days ``[read_from, read_through]`` are read and published: the run
+        continues before ``read_from`` (never moves back) and the days are complete."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"""
+                UPDATE runs SET next_day = LEAST(next_day, $2), attempt = 0, updated_at = now()
+                 WHERE run_id = $1
+                RETURNING {RUN_COLUMNS}
+                """,  # noqa: S608 - constant column list
+                run_id,
+                read_from - timedelta(days=1),
+            )
+            if row is None:
+                raise LookupError(f"run {run_id} does not exist")
+            await conn.execute(
+                """
+                INSERT INTO complete_days (integration_id, day)
+                SELECT $1, d::date FROM generate_series($2::date, $3::date, interval '1 day') AS d
+                ON CONFLICT (integration_id, day) DO UPDATE SET completed_at = now()
+                """,
+                row["integration_id"],
+                read_from,
+                read_through,
+            )
+            return run_from_row(row)
+
+    async def backfill_progress(self, integration_id: UUID) -> tuple[int, int] | None:
+        """Complete and total days of the integration's backfill window (None: not tracked)."""
         row = await self._pool.fetchrow(
-            f"""
-            UPDATE runs SET next_day = LEAST(next_day, $2), attempt = 0, updated_at = now()
-             WHERE run_id = $1
-            RETURNING {RUN_COLUMNS}
-            """,  # noqa: S608 - constant column list
-            run_id,
-            next_day,
+            """
+            SELECT (i.backfill_end - i.backfill_start) + 1 AS total,
+                   (SELECT count(*) FROM complete_days c
+                     WHERE c.integration_id = i.integration_id
+                       AND c.day BETWEEN i.backfill_start AND i.backfill_end) AS complete
+              FROM integrations i
+             WHERE i.integration_id = $1 AND i.backfill_start IS NOT NULL
+            """,
+            integration_id,
         )
-        if row is None:
-            raise LookupError(f"run {run_id} does not exist")
-        return run_from_row(row)
+        return None if row is None else (int(row["complete"]), int(row["total"]))
+
+    async def awaited_for_s(self, job_id: UUID, integration_id: UUID) -> float:
+        """Seconds since the first delivery of a job whose integration is not registered (the
+        database's clock only, so several processes agree)."""
+        waited = await self._pool.fetchval(
+            """
+            WITH seen AS (
+                INSERT INTO awaited_jobs (job_id, integration_id) VALUES ($1, $2)
+                ON CONFLICT (job_id) DO NOTHING
+                RETURNING first_seen_at)
+            SELECT extract(epoch FROM now() - COALESCE(
+                (SELECT first_seen_at FROM seen),
+                (SELECT first_seen_at FROM awaited_jobs WHERE job_id = $1)))
+            """,
+            job_id,
+            integration_id,
+        )
+        return float(waited)
 
     async def members_synced(self, run_id: UUID) -> None:
         await self._pool.execute(

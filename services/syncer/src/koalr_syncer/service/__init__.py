@@ -10,6 +10,7 @@ from koalr_syncer.service.common import (
     BadMessageError,
     Clock,
     IntegrationBusyError,
+    IntegrationNotRegisteredYetError,
     Publisher,
     utc_now,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "BadMessageError",
     "Clock",
     "IntegrationBusyError",
+    "IntegrationNotRegisteredYetError",
     "JobRunner",
     "Publisher",
     "Registry",

@@ -27,6 +27,10 @@ UNREADABLE_CREDENTIAL_MESSAGE: Final[str] = (
     "reconnect the integration or restore the retired sealing key."
 )
 UNSUPPORTED_PROVIDER_MESSAGE: Final[str] = "This syncer does not sync {provider} usage yet."
+UNKNOWN_INTEGRATION_MESSAGE: Final[str] = (
+    "This sync was requested for an integration the syncer never registered (its connection "
+    "did not reach the syncer or was refused). Reconnect the integration, then sync again."
+)
 
 
 class Publisher(Protocol):
@@ -41,6 +45,10 @@ class BadMessageError(ValueError):
 
 class IntegrationBusyError(RuntimeError):
     """Another process holds the integration's lock for longer than a job may take."""
+
+
+class IntegrationNotRegisteredYetError(RuntimeError):
+    """The job overtook its integration's registration; it is retried after a backoff."""
 
 
 def utc_now() -> datetime:

@@ -15,6 +15,7 @@ from koalr_contracts import (
 from koalr_runtime.logs import get_logger
 from koalr_runtime.sealing import Sealer, SealingError
 from koalr_syncer.jobs import backfill_job_id
+from koalr_syncer.model import EventOrder
 from koalr_syncer.repository import IntegrationRepository
 from koalr_syncer.service.common import (
     UNREADABLE_CREDENTIAL_MESSAGE,
@@ -78,32 +79,6 @@ class Registry:
             raise
         settings = self._settings
         days = settings.backfill_days or event.backfill_days
-        applied = await self._integrations.connect(
-            integration_id=event.integration_id,
-            org_id=event.org_id,
-            provider=event.provider,
-            external_id=event.external_id,
-            plan=event.plan,
-            status=event.status,
-            status_reason=event.status_reason,
-            sealed_credential=event.sealed_credential,
-            backfill_days=days,
-            correlation_id=event.correlation_id,
-            event_id=event.event_id,
-            event_at=event.occurred_at,
-            interval_s=settings.incremental_interval_s,
-            first_run_in_s=settings.incremental_interval_s,
-        )
-        if not applied:
-            return "stale"
-        if event.provider != "cursor":
-            await self._status.publish(
-                origin,
-                "error",
-                reason_code="provider_error",
-                message=UNSUPPORTED_PROVIDER_MESSAGE.format(provider=event.provider),
-            )
-            return "unsupported_provider"
         today = self._now().date()
         job = SyncJobRequested(
             job_id=backfill_job_id(event.event_id),
@@ -115,6 +90,37 @@ class Registry:
             window_start=today - timedelta(days=days - 1),
             window_end=today,
         )
+        order = await self._integrations.connect(
+            integration_id=event.integration_id,
+            org_id=event.org_id,
+            provider=event.provider,
+            external_id=event.external_id,
+            plan=event.plan,
+            status=event.status,
+            status_reason=event.status_reason,
+            sealed_credential=event.sealed_credential,
+            backfill_days=days,
+            backfill_window=(job.window_start, job.window_end),
+            backfill_job_id=job.job_id,
+            correlation_id=event.correlation_id,
+            event_id=event.event_id,
+            event_at=event.occurred_at,
+            sequence=event.sequence,
+            interval_s=settings.incremental_interval_s,
+            first_run_in_s=settings.incremental_interval_s,
+        )
+        if order is EventOrder.STALE:
+            return "stale"
+        # A redelivered connect publishes its backfill job again (the same job id, run once):
+        # the process may have died between storing the integration and publishing the job.
+        if event.provider != "cursor":
+            await self._status.publish(
+                origin,
+                "error",
+                reason_code="provider_error",
+                message=UNSUPPORTED_PROVIDER_MESSAGE.format(provider=event.provider),
+            )
+            return "unsupported_provider"
         await self._publisher.publish(topics.SYNC_JOBS, [job])
         log.info("registry.connected", backfill_days=days, plan=event.plan, job_id=str(job.job_id))
         return "connected"
@@ -127,7 +133,7 @@ class Registry:
             )
         self._check_credential(event)
         team = event.plan == "team"
-        unblocked = await self._integrations.rotate_credential(
+        order, unblocked = await self._integrations.rotate_credential(
             integration_id=event.integration_id,
             plan=event.plan,
             status="degraded" if team else "active",
@@ -135,17 +141,24 @@ class Registry:
             sealed_credential=event.sealed_credential,
             event_id=event.event_id,
             event_at=event.occurred_at,
+            sequence=event.sequence,
         )
-        if unblocked is None:
-            return "stale"
+        if order is not EventOrder.NEXT:
+            return _skipped(order)
         # Blocked runs are now due retries: the scheduler loop publishes them transactionally,
         # so a process dying right here forgets none of them.
         log.info("registry.rotated", plan=event.plan, resumed_runs=unblocked)
         return "rotated"
 
     async def _disconnected(self, event: IntegrationDisconnected) -> str:
-        applied = await self._integrations.disconnect(
-            event.integration_id, event.event_id, event.occurred_at
+        order = await self._integrations.disconnect(
+            event.integration_id, event.event_id, event.occurred_at, event.sequence
         )
-        log.info("registry.disconnected", applied=applied)
-        return "disconnected" if applied else "stale"
+        if order is not EventOrder.NEXT:
+            return _skipped(order)
+        log.info("registry.disconnected")
+        return "disconnected"
+
+
+def _skipped(order: EventOrder) -> str:
+    return "duplicate" if order is EventOrder.REDELIVERED else "stale"

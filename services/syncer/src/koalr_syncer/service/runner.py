@@ -3,9 +3,8 @@ publishes the records, records the progress and publishes the continuation."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Final
 
 import httpx
@@ -30,11 +29,13 @@ from koalr_syncer.repository import IntegrationRepository, MemberRepository, Run
 from koalr_syncer.service.common import (
     INVALID_KEY_MESSAGE,
     TEAM_PLAN_MESSAGE,
+    UNKNOWN_INTEGRATION_MESSAGE,
     UNREADABLE_CREDENTIAL_MESSAGE,
     UNSUPPORTED_PROVIDER_MESSAGE,
     BadMessageError,
     Clock,
     IntegrationBusyError,
+    IntegrationNotRegisteredYetError,
     Publisher,
     origin_of,
 )
@@ -47,6 +48,20 @@ JOBS = Counter("koalr_syncer_jobs_total", "Sync jobs handled, by outcome", ["out
 RECORDS = Counter("koalr_syncer_usage_records_total", "UsageRecords published")
 
 RUNNING_RUN_FRESHNESS_S: Final[float] = 3600.0
+
+
+def final_day_read(run: Run, today: date, incremental_days: int) -> date | None:
+    """The newest day of the run that can no longer change, if the run read it.
+
+    Scheduled syncs re-read the last ``incremental_days`` days, today included; a day older than
+    that is final: later data for it is never read again. So ``data_through`` never passes
+    ``today - incremental_days``; a run whose window reaches the oldest day still re-read (every
+    scheduled run) moves it there, since the day before was re-read for the last time then.
+    """
+    final = today - timedelta(days=incremental_days)
+    if run.window_start > final + timedelta(days=1):
+        return None
+    return min(run.window_end, final)
 
 
 class JobRunner:
@@ -99,6 +114,8 @@ class JobRunner:
             run_id = run_id_of(job)
         except InvalidCursorError:
             return
+        await self._runs.start_job(job.job_id, run_id, integration.integration_id)
+        await self._runs.finish_job(job.job_id, "dead_lettered")
         await self._runs.set_run_status(
             run_id,
             RunStatus.FAILED,
@@ -117,17 +134,30 @@ class JobRunner:
         )
 
     async def _integration(self, job: SyncJobRequested) -> Integration:
-        deadline = time.monotonic() + self._settings.unknown_integration_wait_s
-        while True:
-            integration = await self._integrations.get(job.integration_id)
-            if integration is not None:
-                return integration
-            if time.monotonic() >= deadline:
-                raise BadMessageError(
-                    f"integration {job.integration_id} is not registered with the syncer "
-                    "(never connected, or its IntegrationConnected was not processed)"
-                )
-            await asyncio.sleep(0.2)
+        """The job's integration. A job that overtook its integration's registration (a manual
+        resync right after connecting) is retried for ``unknown_integration_wait_s`` from its
+        first delivery; after that it cannot run, and its status says why."""
+        integration = await self._integrations.get(job.integration_id)
+        if integration is not None:
+            return integration
+        waited_s = await self._runs.awaited_for_s(job.job_id, job.integration_id)
+        if waited_s < self._settings.unknown_integration_wait_s:
+            JOBS.labels("awaiting_integration").inc()
+            raise IntegrationNotRegisteredYetError(
+                f"integration {job.integration_id} is not registered yet; "
+                f"the job is retried (waited {waited_s:.1f} s)"
+            )
+        await self._status.publish(
+            origin_of(job.org_id, job.integration_id, job.correlation_id),
+            "error",
+            reason_code="internal_error",
+            message=UNKNOWN_INTEGRATION_MESSAGE,
+            job_id=job.job_id,
+        )
+        raise BadMessageError(
+            f"integration {job.integration_id} is not registered with the syncer "
+            "(never connected, or its IntegrationConnected was not processed)"
+        )
 
     async def _run(self, job: SyncJobRequested) -> str:
         try:
@@ -274,7 +304,7 @@ class JobRunner:
         first = max(run.window_start, last - timedelta(days=settings.chunk_days - 1))
         if run.done_days == 0:
             await self._status.publish(
-                origin, "syncing", progress=(0, run.total_days), job_id=job.job_id
+                origin, "syncing", progress=await self._progress(run), job_id=job.job_id
             )
         started = time.monotonic()
         budget_s = settings.job_time_budget_s
@@ -303,7 +333,7 @@ class JobRunner:
             event_pages=events.pages,
             events_without_email=events.tally.without_email,
         )
-        run = await self._runs.advance_run(run.run_id, complete_from - timedelta(days=1))
+        run = await self._runs.advance_run(run.run_id, complete_from, last)
         if run.finished_reading:
             return await self._finish(integration, run, job, origin, client)
         continuation = SyncJobRequested(
@@ -319,9 +349,18 @@ class JobRunner:
         )
         await self._publisher.publish(topics.SYNC_JOBS, [continuation])
         await self._status.publish(
-            origin, "syncing", progress=(run.done_days, run.total_days), job_id=job.job_id
+            origin, "syncing", progress=await self._progress(run), job_id=job.job_id
         )
         return "continued"
+
+    async def _progress(self, run: Run) -> tuple[int, int]:
+        """A backfill (or its repair) counts the complete days of the integration's backfill
+        window; other runs count their own days."""
+        if run.reason == "backfill":
+            tracked = await self._runs.backfill_progress(run.integration_id)
+            if tracked is not None:
+                return tracked
+        return run.done_days, run.total_days
 
     async def _finish(
         self,
@@ -340,8 +379,7 @@ class JobRunner:
         now = self._now()
         snapshot = cycle_spend_snapshot(origin, rows, cycle_start, now)
         await self._publisher.publish(topics.USAGE_RECORDS, [snapshot])
-        yesterday = now.date() - timedelta(days=1)
-        data_through = min(run.window_end, yesterday) if run.window_start <= yesterday else None
+        data_through = final_day_read(run, now.date(), self._settings.incremental_days)
         updated = await self._integrations.record_success(
             integration.integration_id,
             data_through,
@@ -358,11 +396,12 @@ class JobRunner:
                 origin, "syncing", progress=(done, total), last_success_at=now, job_id=job.job_id
             )
         else:
+            tracked = await self._runs.backfill_progress(integration.integration_id)
             await self._status.publish(
                 origin,
                 "idle",
                 data_through=updated.data_through if updated else data_through,
-                progress=(run.total_days, run.total_days),
+                progress=tracked or (run.total_days, run.total_days),
                 last_success_at=now,
                 job_id=job.job_id,
             )

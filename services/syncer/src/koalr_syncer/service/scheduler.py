@@ -9,7 +9,7 @@ from typing import Final
 
 from koalr_contracts import SyncJobRequested, topics
 from koalr_runtime.logs import get_logger
-from koalr_syncer.jobs import encode_cursor, retry_job_id, scheduled_job_id
+from koalr_syncer.jobs import encode_cursor, repair_job_id, retry_job_id, scheduled_job_id
 from koalr_syncer.repository import ScheduleRepository
 from koalr_syncer.service.common import Clock, Publisher
 from koalr_syncer.settings import SyncerSettings
@@ -17,6 +17,8 @@ from koalr_syncer.settings import SyncerSettings
 log = get_logger(__name__)
 
 HOUSEKEEPING_RETENTION_S: Final[float] = 7 * 86_400.0
+REPAIR_PATIENCE_S: Final[float] = 3600.0
+"""A repair job not done after this long (or a run untouched this long) was lost: repair anew."""
 
 
 class Scheduler:
@@ -40,7 +42,7 @@ class Scheduler:
 
     async def tick(self) -> int:
         """Publish what is due now; returns the number of jobs published."""
-        published = await self._schedules() + await self._retries()
+        published = await self._schedules() + await self._retries() + await self._repairs()
         if time.monotonic() - self._last_housekeeping > 600:
             self._last_housekeeping = time.monotonic()
             forgotten = await self._repo.forget_finished(HOUSEKEEPING_RETENTION_S)
@@ -97,3 +99,43 @@ class Scheduler:
                 await claim.requeued(due.run.run_id)
             log.info("scheduler.published", jobs=len(jobs), kind="retry")
             return len(jobs)
+
+    async def _repairs(self) -> int:
+        """Publish a backfill job for the newest incomplete days of each integration whose last
+        repair is over, until every day of its backfill window is complete."""
+        settings = self._settings
+        async with self._repo.claim_due_repairs(self._batch, patience_s=REPAIR_PATIENCE_S) as claim:
+            published = 0
+            for due in claim.due:
+                if due.newest_missing is None:
+                    await claim.complete(due.integration_id)
+                    continue
+                start, end, attempt = due.next_repair(settings.chunk_days)
+                job = SyncJobRequested(
+                    job_id=repair_job_id(due.integration_id, due.repair_at),
+                    org_id=due.org_id,
+                    integration_id=due.integration_id,
+                    correlation_id=due.correlation_id,
+                    provider=due.provider,
+                    reason="backfill",
+                    window_start=start,
+                    window_end=end,
+                )
+                await self._publisher.publish(topics.SYNC_JOBS, [job])
+                wait_s = (
+                    0.0
+                    if attempt == 0
+                    else min(
+                        settings.run_retry_max_s, settings.run_retry_base_s * 2 ** (attempt - 1)
+                    )
+                )
+                await claim.published(due.integration_id, job.job_id, end, attempt, wait_s)
+                published += 1
+                log.info(
+                    "scheduler.published",
+                    jobs=1,
+                    kind="repair",
+                    window=f"{start}..{end}",
+                    attempt=attempt,
+                )
+            return published

@@ -1,4 +1,5 @@
-"""Publishes an integration's ``SyncStatusChanged``."""
+"""Publishes an integration's ``SyncStatusChanged``, numbered by a per-integration sequence taken
+from the syncer's database right before publishing (consumers keep the highest one applied)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from koalr_contracts import (
     topics,
 )
 from koalr_syncer.normalise import Origin
+from koalr_syncer.repository import StatusRepository
 from koalr_syncer.service.common import Publisher
 
 
 class StatusReporter:
-    def __init__(self, publisher: Publisher) -> None:
+    def __init__(self, publisher: Publisher, repository: StatusRepository) -> None:
         self._publisher = publisher
+        self._repository = repository
 
     async def publish(
         self,
@@ -33,6 +36,7 @@ class StatusReporter:
         job_id: UUID | None = None,
     ) -> None:
         status = SyncStatusChanged(
+            sequence=await self._repository.next_sequence(origin.integration_id),
             org_id=origin.org_id,
             integration_id=origin.integration_id,
             correlation_id=origin.correlation_id,
