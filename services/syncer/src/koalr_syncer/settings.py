@@ -7,12 +7,20 @@ The Cursor base URL is read from ``CURSOR_API_BASE_URL`` (no prefix), the sealin
 
 from __future__ import annotations
 
-from typing import Self
+from datetime import date, timedelta
+from typing import Final, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from koalr_runtime.settings import ProviderSettings, SealingSettings, ServiceSettings
+
+DEFAULT_INCREMENTAL_DAYS: Final[int] = 3
+
+
+def newest_final_day(today: date, incremental_days: int = DEFAULT_INCREMENTAL_DAYS) -> date:
+    """The newest day scheduled syncs no longer re-read: the furthest ``data_through`` goes."""
+    return today - timedelta(days=incremental_days)
 
 
 class SyncerSettings(ServiceSettings, ProviderSettings, SealingSettings):
@@ -74,7 +82,7 @@ class SyncerSettings(ServiceSettings, ProviderSettings, SealingSettings):
         default=3600.0, gt=0, description="Time between two scheduled incremental syncs."
     )
     incremental_days: int = Field(
-        default=3,
+        default=DEFAULT_INCREMENTAL_DAYS,
         ge=3,
         le=30,
         description=(

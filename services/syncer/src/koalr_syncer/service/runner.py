@@ -40,7 +40,7 @@ from koalr_syncer.service.common import (
     origin_of,
 )
 from koalr_syncer.service.status import StatusReporter
-from koalr_syncer.settings import SyncerSettings
+from koalr_syncer.settings import SyncerSettings, newest_final_day
 
 log = get_logger(__name__)
 
@@ -58,7 +58,7 @@ def final_day_read(run: Run, today: date, incremental_days: int) -> date | None:
     ``today - incremental_days``; a run whose window reaches the oldest day still re-read (every
     scheduled run) moves it there, since the day before was re-read for the last time then.
     """
-    final = today - timedelta(days=incremental_days)
+    final = newest_final_day(today, incremental_days)
     if run.window_start > final + timedelta(days=1):
         return None
     return min(run.window_end, final)
