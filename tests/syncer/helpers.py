@@ -19,6 +19,7 @@ from koalr_contracts import (
     CycleSpendSnapshot,
     DeadLetter,
     IntegrationConnected,
+    Plan,
     SyncJobRequested,
     SyncStatusChanged,
     UsageRecord,
@@ -48,7 +49,7 @@ def connected_event(
     team: SandboxTeam,
     *,
     integration_id: UUID | None = None,
-    plan: str = "enterprise",
+    plan: Plan = "enterprise",
     backfill_days: int = 30,
 ) -> IntegrationConnected:
     integration_id = integration_id or uuid4()
@@ -58,7 +59,7 @@ def connected_event(
         integration_id=integration_id,
         provider="cursor",
         external_id=team.team_id,
-        plan=plan,  # type: ignore[arg-type]
+        plan=plan,
         status="degraded" if degraded else "active",
         status_reason="insufficient_plan" if degraded else None,
         sealed_credential=sealer.seal(team.api_key, context=str(integration_id)),
