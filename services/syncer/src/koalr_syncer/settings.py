@@ -151,6 +151,11 @@ class SyncerSettings(ServiceSettings, ProviderSettings, SealingSettings):
             raise ValueError(msg)
         return self
 
+    def run_retry_delay_s(self, attempt: int) -> float:
+        """Delay before retry ``attempt`` (1, 2, ...) of a run or a repair: doubling, capped."""
+        delay_s: float = self.run_retry_base_s * 2.0 ** (attempt - 1)
+        return min(self.run_retry_max_s, delay_s)
+
     @property
     def rate_limits(self) -> dict[str, int]:
         """Requests per window for each pacing bucket."""

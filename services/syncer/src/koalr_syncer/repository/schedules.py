@@ -146,9 +146,9 @@ class ScheduleRepository:
     async def claim_due_repairs(
         self, limit: int, *, patience_s: float
     ) -> AsyncIterator[RepairClaim]:
-        """Lock integrations whose repair is due: the last repair job (the backfill job first)
-        is done, or was published more than ``patience_s`` ago, and no run of the integration
-        is being worked on (touched within ``patience_s``)."""
+        """Lock Cursor integrations with a usage plan whose repair is due: the last repair job
+        (the backfill job first) is done, or was published more than ``patience_s`` ago, and no
+        run of the integration is being worked on (touched within ``patience_s``)."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """
@@ -165,7 +165,7 @@ class ScheduleRepository:
                   JOIN integrations i USING (integration_id)
                  WHERE s.repair_at <= now() AND NOT s.paused
                    AND i.disconnected_at IS NULL AND i.status <> 'failed' AND i.plan <> 'team'
-                   AND i.backfill_start IS NOT NULL
+                   AND i.provider = 'cursor' AND i.backfill_start IS NOT NULL
                    AND (s.repair_job_id IS NULL
                         OR s.repair_published_at < now() - make_interval(secs => $2)
                         OR EXISTS (SELECT 1 FROM jobs j

@@ -474,7 +474,7 @@ class JobRunner:
                     attempt=attempt,
                 )
                 return "gave_up"
-            delay = min(settings.run_retry_max_s, settings.run_retry_base_s * 2 ** (attempt - 1))
+            delay = settings.run_retry_delay_s(attempt)
             await self._status.publish(
                 origin, "error", reason_code=exc.code, message=str(exc), job_id=job.job_id
             )

@@ -122,13 +122,7 @@ class Scheduler:
                     window_end=end,
                 )
                 await self._publisher.publish(topics.SYNC_JOBS, [job])
-                wait_s = (
-                    0.0
-                    if attempt == 0
-                    else min(
-                        settings.run_retry_max_s, settings.run_retry_base_s * 2 ** (attempt - 1)
-                    )
-                )
+                wait_s = 0.0 if attempt == 0 else settings.run_retry_delay_s(attempt)
                 await claim.published(due.integration_id, job.job_id, end, attempt, wait_s)
                 published += 1
                 log.info(
