@@ -124,6 +124,15 @@ class Collected:
     def snapshots_of(self, integration_id: UUID) -> list[CycleSpendSnapshot]:
         return [s for s in self.snapshots if s.integration_id == integration_id]
 
+    def backfill_window(self, integration_id: UUID) -> tuple[date, date]:
+        """The days the syncer chose to backfill (by its own clock; needs ``with_jobs``)."""
+        (job,) = [
+            j
+            for j in self.jobs
+            if j.integration_id == integration_id and j.reason == "backfill" and j.cursor is None
+        ]
+        return job.window_start, job.window_end
+
 
 @contextlib.asynccontextmanager
 async def collecting(

@@ -90,7 +90,7 @@ async def test_429s_are_honoured_and_the_result_is_exact(
         retry_max_s=1.0,
     )
     event = connected_event(sealer, team)
-    async with collecting(settings) as out:
+    async with collecting(settings, with_jobs=True) as out:
         await start_syncer(settings, now=live_clock.now)
         await publish(settings, topics.INTEGRATIONS, event)
         await wait_for(lambda: out.is_idle(event.integration_id), 100, "the backfill to finish")
@@ -98,8 +98,9 @@ async def test_429s_are_honoured_and_the_result_is_exact(
     throttled = [r for r in log if r["status"] == 429]
     assert len(throttled) >= 3
     assert any(r["retry_after"] for r in throttled)
-    # Today keeps moving on a live clock; every complete day must be exact.
-    first, last = live_clock.window(30)[0], live_clock.today() - timedelta(days=1)
+    # Today keeps moving on a live clock; every complete day of the syncer's window must be exact.
+    first, today = out.backfill_window(event.integration_id)
+    last = today - timedelta(days=1)
     truth = await truth_of(live_sandbox, team, first, last)
     assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 50
 
@@ -124,7 +125,7 @@ async def test_paced_to_the_limits_a_backfill_receives_no_429(
         rate_window_s=2.0,
     )
     event = connected_event(sealer, team)
-    async with collecting(settings) as out:
+    async with collecting(settings, with_jobs=True) as out:
         await start_syncer(settings, now=live_clock.now)
         await publish(settings, topics.INTEGRATIONS, event)
         await wait_for(lambda: out.is_idle(event.integration_id), 100, "the backfill to finish")
@@ -140,6 +141,7 @@ async def test_paced_to_the_limits_a_backfill_receives_no_429(
         for t in times:
             in_window = sum(1 for u in times if t <= u < t + timedelta(seconds=2))
             assert in_window <= limit, (path, t)
-    first, last = live_clock.window(30)[0], live_clock.today() - timedelta(days=1)
+    first, today = out.backfill_window(event.integration_id)
+    last = today - timedelta(days=1)
     truth = await truth_of(live_sandbox, team, first, last)
     assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 50
