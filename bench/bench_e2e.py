@@ -23,6 +23,7 @@ from koalr_devstack.databases import create_database, drop_database
 from koalr_devstack.stack import Stack, StackConfig
 from koalr_devstack.tokens import make_token
 from koalr_runtime.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA_BOOTSTRAP_SERVERS
+from koalr_syncer.settings import newest_final_day
 
 ORG = "org_bench_e2e"
 TIMEOUT_S = 600.0
@@ -71,7 +72,8 @@ def _time_to_queryable(stack: Stack) -> tuple[float, int]:
             )
             if (
                 entry
-                and entry["freshness"]["data_through"] == yesterday.isoformat()
+                and entry["freshness"]["data_through"]
+                == newest_final_day(yesterday + timedelta(days=1)).isoformat()
                 and _matches_truth(entry, truth, yesterday)
             ):
                 elapsed = time.perf_counter() - started

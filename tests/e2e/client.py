@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -13,12 +13,18 @@ import httpx
 from koalr_devstack.stack import Stack
 from koalr_devstack.tokens import make_token
 from koalr_sandbox.testing import decimal_json
+from koalr_syncer.settings import newest_final_day
 
 T = TypeVar("T")
 
 
 def today_utc() -> date:
     return datetime.now(UTC).date()
+
+
+def final_day() -> date:
+    """The newest day the syncer reports complete (``data_through``) with its default settings."""
+    return newest_final_day(today_utc())
 
 
 def wait_for(
@@ -151,19 +157,20 @@ class Platform:
 
     # --- waiting ------------------------------------------------------------------------------
     def wait_synced(self, integration_id: str, timeout_s: float = 240.0) -> dict[str, Any]:
-        """Until the connector shows the sync idle through yesterday and metrics agrees."""
-        yesterday = (today_utc() - timedelta(days=1)).isoformat()
+        """Until the connector shows the sync idle through the newest final day and metrics
+        agrees."""
+        final = final_day().isoformat()
 
         def probe() -> dict[str, Any] | None:
             integration = self.integration(integration_id)
             sync = integration["sync"]
-            if sync["state"] != "idle" or sync["data_through"] != yesterday:
+            if sync["state"] != "idle" or sync["data_through"] != final:
                 return None
             entry = self.provider_summary(integration_id)
-            if not entry or entry["freshness"]["data_through"] != yesterday:
+            if not entry or entry["freshness"]["data_through"] != final:
                 return None
             if entry["freshness"]["state"] != "idle":
                 return None
             return integration
 
-        return wait_for(probe, timeout_s=timeout_s, what=f"{integration_id} synced to {yesterday}")
+        return wait_for(probe, timeout_s=timeout_s, what=f"{integration_id} synced to {final}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.client import Platform, today_utc, wait_for
+from tests.e2e.client import Platform, final_day, today_utc, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -101,7 +101,7 @@ def test_connect_then_the_summary_equals_the_truth_to_the_cent(
     assert sum(m["requests"] for m in entry["models"]) == sum(
         p["requests"] for p in entry["requests"]
     )
-    assert entry["freshness"]["data_through"] == (today_utc() - timedelta(days=1)).isoformat()
+    assert entry["freshness"]["data_through"] == final_day().isoformat()
 
     start = today_utc() - timedelta(days=29)
     truth = platform.truth(team_id, start, today_utc())

@@ -4,16 +4,20 @@ and in-process syncer runtimes stopped at the end of the test."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from koalr_runtime.db import create_pool
+from koalr_runtime.migrations import migrate
 from koalr_runtime.sealing import Sealer, generate_key_entry
-from koalr_sandbox.clock import ManualClock
+from koalr_sandbox.clock import Clock, ManualClock, SystemClock
 from koalr_sandbox.testing import SandboxClient, run_sandbox
-from koalr_syncer.app import SyncerRuntime
+from koalr_syncer.app import MIGRATIONS, SyncerRuntime
 from koalr_syncer.settings import SyncerSettings
 
 #: Small teams keep the suite fast; rate limits are switched on by the tests about them.
@@ -27,6 +31,7 @@ SMALL_TEAM: dict[str, Any] = {
 }
 
 MakeSettings = Callable[..., SyncerSettings]
+Pools = list["asyncpg.Pool[Any]"]
 StartSyncer = Callable[..., Awaitable[SyncerRuntime]]
 
 
@@ -44,6 +49,43 @@ def sealer(sealing_keys: str) -> Sealer:
 def sandbox_clock() -> ManualClock:
     """The sandbox's clock, frozen at the start of the test: its data and truth hold still."""
     return ManualClock(datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class ClockView:
+    """One clock for a test: it drives the syncer's "now" and the test's expected windows, so a
+    test that runs across 00:00 UTC compares the days the syncer really read."""
+
+    source: Clock
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.source.now(), UTC)
+
+    def today(self) -> date:
+        return self.now().date()
+
+    def advance(self, seconds: float) -> None:
+        """Move the frozen clock on (the sandbox sees the same moment)."""
+        if not isinstance(self.source, ManualClock):
+            raise TypeError("only a frozen clock is moved by a test")
+        self.source.advance(seconds)
+
+    def window(self, days: int) -> tuple[date, date]:
+        """The last ``days`` UTC days, today included."""
+        end = self.today()
+        return end - timedelta(days=days - 1), end
+
+
+@pytest.fixture
+def clock(sandbox_clock: ManualClock) -> ClockView:
+    """The sandbox's frozen clock, seen by the syncer and the test alike."""
+    return ClockView(sandbox_clock)
+
+
+@pytest.fixture
+def live_clock() -> ClockView:
+    """The system clock, for tests against :func:`live_sandbox` and syncer processes."""
+    return ClockView(SystemClock())
 
 
 @pytest.fixture
@@ -107,15 +149,33 @@ def make_settings(
 
 
 @pytest.fixture
-async def start_syncer() -> AsyncIterator[StartSyncer]:
+async def start_syncer(clock: ClockView) -> AsyncIterator[StartSyncer]:
+    """Start an in-process syncer on the test's clock (``now=`` overrides it); other keyword
+    arguments go to :class:`SyncerRuntime`."""
     started: list[SyncerRuntime] = []
 
-    async def start(settings: SyncerSettings, **options: Any) -> SyncerRuntime:
-        runtime = SyncerRuntime(settings)
-        await runtime.start(**options)
+    async def start(
+        settings: SyncerSettings, *, run_scheduler: bool = True, **options: Any
+    ) -> SyncerRuntime:
+        options.setdefault("now", clock.now)
+        runtime = SyncerRuntime(settings, **options)
+        await runtime.start(run_scheduler=run_scheduler)
         started.append(runtime)
         return runtime
 
     yield start
     for runtime in reversed(started):
         await runtime.stop()
+
+
+@pytest.fixture
+async def pools(fresh_database_url: str) -> AsyncIterator[Pools]:
+    """Two pools on the syncer's migrated schema, as two processes would hold."""
+    await migrate(fresh_database_url, "syncer", MIGRATIONS)
+    created = [
+        await create_pool(fresh_database_url, server_settings={"search_path": "syncer"})
+        for _ in range(2)
+    ]
+    yield created
+    for pool in created:
+        await pool.close()

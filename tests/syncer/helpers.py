@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -19,6 +19,7 @@ from koalr_contracts import (
     CycleSpendSnapshot,
     DeadLetter,
     IntegrationConnected,
+    Plan,
     SyncJobRequested,
     SyncStatusChanged,
     UsageRecord,
@@ -31,10 +32,6 @@ from koalr_runtime.settings import ServiceSettings
 from koalr_sandbox.testing import SandboxClient, SandboxTeam
 
 ORG = "org_tests"
-
-
-def today() -> date:
-    return datetime.now(UTC).date()
 
 
 def integration_on_partition(partition: int, partitions: int, taken: set[UUID]) -> UUID:
@@ -52,7 +49,7 @@ def connected_event(
     team: SandboxTeam,
     *,
     integration_id: UUID | None = None,
-    plan: str = "enterprise",
+    plan: Plan = "enterprise",
     backfill_days: int = 30,
 ) -> IntegrationConnected:
     integration_id = integration_id or uuid4()
@@ -62,7 +59,7 @@ def connected_event(
         integration_id=integration_id,
         provider="cursor",
         external_id=team.team_id,
-        plan=plan,  # type: ignore[arg-type]
+        plan=plan,
         status="degraded" if degraded else "active",
         status_reason="insufficient_plan" if degraded else None,
         sealed_credential=sealer.seal(team.api_key, context=str(integration_id)),
@@ -126,6 +123,15 @@ class Collected:
 
     def snapshots_of(self, integration_id: UUID) -> list[CycleSpendSnapshot]:
         return [s for s in self.snapshots if s.integration_id == integration_id]
+
+    def backfill_window(self, integration_id: UUID) -> tuple[date, date]:
+        """The days the syncer chose to backfill (by its own clock; needs ``with_jobs``)."""
+        (job,) = [
+            j
+            for j in self.jobs
+            if j.integration_id == integration_id and j.reason == "backfill" and j.cursor is None
+        ]
+        return job.window_start, job.window_end
 
 
 @contextlib.asynccontextmanager
@@ -254,8 +260,3 @@ async def truth_of(sandbox: SandboxClient, team: SandboxTeam, first: date, last:
 
 def url_of(sandbox: SandboxClient) -> str:
     return str(sandbox.http.base_url).rstrip("/")
-
-
-def window(days: int) -> tuple[date, date]:
-    end = today()
-    return end - timedelta(days=days - 1), end

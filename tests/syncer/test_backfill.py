@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from uuid import uuid4
 
 import pytest
+from prometheus_client import REGISTRY
 
 from koalr_contracts import SyncJobRequested, topics
 from koalr_runtime.sealing import Sealer
 from koalr_sandbox.testing import SandboxClient
-from tests.syncer.conftest import MakeSettings, StartSyncer
+from tests.syncer.conftest import ClockView, MakeSettings, StartSyncer
 from tests.syncer.helpers import (
     ORG,
     assert_cycle_exact,
@@ -19,16 +20,16 @@ from tests.syncer.helpers import (
     connected_event,
     latest_per_member_day,
     publish,
-    today,
     truth_of,
     wait_for,
-    window,
 )
 
 pytestmark = pytest.mark.integration
 
 
 async def test_backfill_matches_the_truth_exactly(
+    *,
+    clock: ClockView,
     sandbox: SandboxClient,
     sandbox_url: str,
     sealer: Sealer,
@@ -42,7 +43,7 @@ async def test_backfill_matches_the_truth_exactly(
         await start_syncer(settings)
         await publish(settings, topics.INTEGRATIONS, event)
         await wait_for(lambda: out.is_idle(event.integration_id), 60, "the backfill to finish")
-    first, last = window(30)
+    first, last = clock.window(30)
     truth = await truth_of(sandbox, team, first, last)
     compared = assert_exact(out.records_of(event.integration_id), truth, first, last)
     assert compared == len(truth["member_days"]) > 50
@@ -57,7 +58,12 @@ async def test_backfill_matches_the_truth_exactly(
     assert progress == sorted(progress)
     assert progress[0] == 0
     assert progress[-1] == 30
-    assert statuses[-1].data_through == today() - timedelta(days=1)
+    assert statuses[-1].progress is not None
+    assert (statuses[-1].progress.done, statuses[-1].progress.total) == (30, 30)
+    # The last 3 days are re-read by every scheduled sync: they can still change.
+    assert statuses[-1].data_through == clock.today() - timedelta(days=3)
+    # Each status carries the next number of the integration's sequence.
+    assert [s.sequence for s in statuses] == list(range(1, len(statuses) + 1))
     assert statuses[-1].last_success_at is not None
     derived = [*out.records, *out.snapshots, *out.statuses]
     assert {e.correlation_id for e in derived} == {event.correlation_id}
@@ -66,6 +72,8 @@ async def test_backfill_matches_the_truth_exactly(
 
 
 async def test_older_response_shapes_are_synced_exactly(
+    *,
+    clock: ClockView,
     sandbox: SandboxClient,
     sandbox_url: str,
     sealer: Sealer,
@@ -79,7 +87,7 @@ async def test_older_response_shapes_are_synced_exactly(
         await start_syncer(settings)
         await publish(settings, topics.INTEGRATIONS, event)
         await wait_for(lambda: out.is_idle(event.integration_id), 60, "the backfill to finish")
-    first, last = window(30)
+    first, last = clock.window(30)
     truth = await truth_of(sandbox, team, first, last)
     assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 50
     (snapshot,) = out.snapshots_of(event.integration_id)
@@ -87,6 +95,8 @@ async def test_older_response_shapes_are_synced_exactly(
 
 
 async def test_a_long_backfill_continues_through_bounded_jobs(
+    *,
+    clock: ClockView,
     sandbox: SandboxClient,
     sandbox_url: str,
     sealer: Sealer,
@@ -101,7 +111,7 @@ async def test_a_long_backfill_continues_through_bounded_jobs(
         await start_syncer(settings)
         await publish(settings, topics.INTEGRATIONS, event)
         await wait_for(lambda: out.is_idle(event.integration_id), 90, "the backfill to finish")
-    first, last = window(30)
+    first, last = clock.window(30)
     truth = await truth_of(sandbox, team, first, last)
     assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 50
     jobs = [j for j in out.jobs if j.integration_id == event.integration_id]
@@ -115,6 +125,8 @@ async def test_a_long_backfill_continues_through_bounded_jobs(
 
 
 async def test_a_manual_resync_replaces_the_days_and_runs_once(
+    *,
+    clock: ClockView,
     sandbox: SandboxClient,
     sandbox_url: str,
     sealer: Sealer,
@@ -129,7 +141,8 @@ async def test_a_manual_resync_replaces_the_days_and_runs_once(
         await publish(settings, topics.INTEGRATIONS, event)
         await wait_for(lambda: out.is_idle(event.integration_id), 60, "the backfill to finish")
         backfilled = latest_per_member_day(out.records_of(event.integration_id))
-        requested_at = datetime.now(UTC)
+        clock.advance(1)  # the resync reads a second later than the backfill
+        requested_at = clock.now()
         manual = SyncJobRequested(
             job_id=uuid4(),  # the connector's own id
             org_id=ORG,
@@ -137,8 +150,8 @@ async def test_a_manual_resync_replaces_the_days_and_runs_once(
             correlation_id=event.correlation_id,
             provider="cursor",
             reason="manual",
-            window_start=today() - timedelta(days=6),
-            window_end=today(),
+            window_start=clock.today() - timedelta(days=6),
+            window_end=clock.today(),
         )
         # Delivered twice (as after a producer retry): the second delivery changes nothing.
         await publish(settings, topics.SYNC_JOBS, manual, manual)
@@ -148,15 +161,65 @@ async def test_a_manual_resync_replaces_the_days_and_runs_once(
 
         await wait_for(manual_done, 60, "the manual resync to finish")
         await wait_for(lambda: len(out.snapshots_of(event.integration_id)) >= 2, 10, "spend")
-    first, last = window(10)
+    first, last = clock.window(10)
     truth = await truth_of(sandbox, team, first, last)
     records = out.records_of(event.integration_id)
     assert assert_exact(records, truth, first, last) > 20
     resynced = latest_per_member_day(records)
-    manual_days = {key for key, r in resynced.items() if r.fetched_at > requested_at}
-    assert {day for day, _ in manual_days} == {window(7)[0] + timedelta(days=i) for i in range(7)}
+    manual_days = {key for key, r in resynced.items() if r.fetched_at >= requested_at}
+    assert {day for day, _ in manual_days} == {
+        clock.window(7)[0] + timedelta(days=i) for i in range(7)
+    }
     assert all(resynced[key].fetched_at > backfilled[key].fetched_at for key in manual_days)
-    manual_records = [r for r in records if r.fetched_at > requested_at]
+    manual_records = [r for r in records if r.fetched_at >= requested_at]
     assert len(manual_records) == len(manual_days)  # the duplicate delivery published nothing
     assert {r.correlation_id for r in records} == {event.correlation_id}
     assert len(out.snapshots_of(event.integration_id)) == 2
+
+
+async def test_a_manual_resync_that_overtakes_its_connection_runs_once_registered(
+    *,
+    clock: ClockView,
+    sandbox: SandboxClient,
+    sandbox_url: str,
+    sealer: Sealer,
+    make_settings: MakeSettings,
+    start_syncer: StartSyncer,
+) -> None:
+    team = await sandbox.create_team()
+    settings = make_settings(sandbox_url)  # the default patience for an unknown integration
+    event = connected_event(sealer, team, backfill_days=3)
+    first, last = clock.window(3)
+    manual = SyncJobRequested(
+        job_id=uuid4(),
+        org_id=ORG,
+        integration_id=event.integration_id,
+        correlation_id=event.correlation_id,
+        provider="cursor",
+        reason="manual",
+        window_start=first,
+        window_end=last,
+    )
+
+    def awaited() -> float:
+        value = REGISTRY.get_sample_value(
+            "koalr_syncer_jobs_total", {"outcome": "awaiting_integration"}
+        )
+        return value or 0.0
+
+    before = awaited()
+    async with collecting(settings) as out:
+        await start_syncer(settings)
+        await publish(settings, topics.SYNC_JOBS, manual)
+        # Retried with backoff (0.5 s, 1 s, 2 s, 4 s): the fifth try comes after 7.5 s.
+        await wait_for(lambda: awaited() - before >= 5, 30, "the resync to wait for 7 s")
+        await publish(settings, topics.INTEGRATIONS, event)
+
+        def manual_done() -> bool:
+            return any(s.job_id == manual.job_id and s.state == "idle" for s in out.statuses)
+
+        await wait_for(manual_done, 60, "the manual resync to finish")
+    assert out.dead_letters == []
+    assert [s for s in out.statuses if s.state == "error"] == []
+    truth = await truth_of(sandbox, team, first, last)
+    assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 0

@@ -21,7 +21,7 @@ from koalr_runtime.sealing import Sealer
 from koalr_sandbox.testing import SandboxClient
 from koalr_syncer import handlers
 from koalr_syncer.service import Publisher
-from tests.syncer.conftest import MakeSettings, StartSyncer
+from tests.syncer.conftest import ClockView, MakeSettings, StartSyncer
 from tests.syncer.helpers import (
     assert_cycle_exact,
     assert_exact,
@@ -31,7 +31,6 @@ from tests.syncer.helpers import (
     truth_of,
     url_of,
     wait_for,
-    window,
 )
 
 pytestmark = pytest.mark.integration
@@ -77,6 +76,8 @@ class FlakyPublisher:
 
 
 async def test_failures_at_every_step_lose_nothing(
+    *,
+    clock: ClockView,
     sandbox: SandboxClient,
     sealer: Sealer,
     make_settings: MakeSettings,
@@ -88,7 +89,6 @@ async def test_failures_at_every_step_lose_nothing(
     settings = make_settings(url_of(sandbox), chunk_days=10)
     event = connected_event(sealer, team)
     async with collecting(settings) as out:
-        runtime = await start_syncer(settings)
         before = {
             ("job", 1),  # the backfill job, from the registry
             ("status:syncing", 1),
@@ -98,12 +98,17 @@ async def test_failures_at_every_step_lose_nothing(
             ("status:idle", 1),
         }
         after = {("records", 4), ("job", 4)}
-        flaky = FlakyPublisher(runtime.syncer.publisher, before=before, after=after)
-        runtime.syncer.publisher = flaky
+        flaky: list[FlakyPublisher] = []
+
+        def wrap(inner: Publisher) -> Publisher:
+            flaky.append(FlakyPublisher(inner, before=before, after=after))
+            return flaky[-1]
+
+        await start_syncer(settings, wrap_publisher=wrap)
         await publish(settings, topics.INTEGRATIONS, event)
         await wait_for(lambda: out.is_idle(event.integration_id), 90, "the backfill to finish")
-    assert set(flaky.injected) == before | after
-    first, last = window(30)
+    assert set(flaky[0].injected) == before | after
+    first, last = clock.window(30)
     truth = await truth_of(sandbox, team, first, last)
     assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 50
     assert_cycle_exact(out.snapshots_of(event.integration_id)[-1], truth)

@@ -11,22 +11,28 @@ from koalr_contracts import IntegrationCredentialsRotated, SyncJobRequested, top
 from koalr_runtime.sealing import Sealer, generate_key_entry
 from koalr_sandbox.testing import SandboxClient
 from koalr_syncer import handlers
-from tests.syncer.conftest import MakeSettings, StartSyncer
+from koalr_syncer.service.common import UNKNOWN_INTEGRATION_MESSAGE
+from tests.syncer.conftest import ClockView, MakeSettings, StartSyncer
 from tests.syncer.helpers import (
     ORG,
+    assert_exact,
     collecting,
     connected_event,
+    integration_on_partition,
     publish,
     publish_raw,
-    today,
+    truth_of,
     url_of,
     wait_for,
 )
+from tests.syncer.transports import NulInMemberName
 
 pytestmark = pytest.mark.integration
 
 
 async def test_undecodable_and_unknown_jobs_are_dead_lettered_and_others_proceed(
+    *,
+    clock: ClockView,
     sandbox: SandboxClient,
     sandbox_url: str,
     sealer: Sealer,
@@ -42,8 +48,8 @@ async def test_undecodable_and_unknown_jobs_are_dead_lettered_and_others_proceed
         integration_id=stranger,
         provider="cursor",
         reason="manual",
-        window_start=today() - timedelta(days=2),
-        window_end=today(),
+        window_start=clock.today() - timedelta(days=2),
+        window_end=clock.today(),
     )
     foreign_cursor = unknown_job.model_copy(
         update={"integration_id": event.integration_id, "cursor": "page=7", "job_id": uuid4()}
@@ -62,6 +68,7 @@ async def test_undecodable_and_unknown_jobs_are_dead_lettered_and_others_proceed
         await wait_for(lambda: out.is_idle(event.integration_id), 60, "the backfill to finish")
         await publish(settings, topics.SYNC_JOBS, other_org)
         await wait_for(lambda: len(out.dead_letters) >= 5, 10, "five dead letters")
+        await wait_for(lambda: out.last_status(stranger) is not None, 10, "its status")
     letters = out.dead_letters
     assert len(letters) == 5
     assert all(d.source_topic == settings.topic(topics.SYNC_JOBS) for d in letters)
@@ -73,6 +80,15 @@ async def test_undecodable_and_unknown_jobs_are_dead_lettered_and_others_proceed
     (unknown,) = [d for d in letters if d.integration_id == stranger]
     assert unknown.error_type == "BadMessageError"
     assert "not registered" in unknown.reason
+    # The job for an integration never registered could not run: its status says why.
+    status = out.last_status(stranger)
+    assert status is not None
+    assert (status.state, status.reason_code, status.job_id) == (
+        "error",
+        "internal_error",
+        unknown_job.job_id,
+    )
+    assert status.message == UNKNOWN_INTEGRATION_MESSAGE
     (cursor,) = [d for d in letters if d.integration_id == event.integration_id and d.org_id == ORG]
     assert cursor.error_type == "BadMessageError"
     assert "cursor" in cursor.reason
@@ -114,7 +130,9 @@ async def test_integration_events_that_cannot_be_applied_are_dead_lettered(
     status = out.last_status(unreadable.integration_id)
     assert status is not None
     assert (status.state, status.reason_code) == ("error", "internal_error")
-    assert sealer.seal("x", context="c") not in repr(out.dead_letters)  # no credential echoed
+    letters = repr(out.dead_letters)
+    assert team.api_key not in letters  # no clear-text credential echoed
+    assert "crsr_x" not in letters
     assert out.records == []
 
 
@@ -154,3 +172,48 @@ async def test_a_job_that_keeps_failing_is_dead_lettered_and_reported(
     assert len(attempts) == 2
     assert len(set(attempts)) == 1  # the same job, delivered again after the first failure
     assert out.records == []
+
+
+async def test_a_value_postgresql_refuses_is_dead_lettered_and_the_partition_moves_on(
+    *,
+    clock: ClockView,
+    sandbox: SandboxClient,
+    sandbox_url: str,
+    sealer: Sealer,
+    make_settings: MakeSettings,
+    start_syncer: StartSyncer,
+) -> None:
+    poisoned_team = await sandbox.create_team(seed=3)
+    healthy_team = await sandbox.create_team(seed=4)
+    settings = make_settings(sandbox_url, worker_concurrency=1)
+    taken: set[UUID] = set()
+    poisoned = connected_event(
+        sealer,
+        poisoned_team,
+        integration_id=integration_on_partition(0, settings.topic_partitions, taken),
+        backfill_days=3,
+    )
+    healthy = connected_event(
+        sealer,
+        healthy_team,
+        integration_id=integration_on_partition(0, settings.topic_partitions, taken),
+        backfill_days=3,
+    )
+    async with collecting(settings) as out:
+        await start_syncer(settings, transport=NulInMemberName(poisoned_team))
+        # The poisoned backfill job sits first on the partition both backfills share.
+        await publish(settings, topics.INTEGRATIONS, poisoned, healthy)
+        await wait_for(lambda: out.is_idle(healthy.integration_id), 60, "the healthy backfill")
+        await wait_for(lambda: len(out.dead_letters) >= 1, 10, "the dead letter")
+    # Its repairs (scheduled while days of its backfill window are missing) fail the same way.
+    for letter in out.dead_letters:
+        assert letter.integration_id == poisoned.integration_id
+        assert letter.error_type == "CharacterNotInRepertoireError"
+        assert letter.source_topic == settings.topic(topics.SYNC_JOBS)
+    status = out.last_status(poisoned.integration_id)
+    assert status is not None
+    assert (status.state, status.reason_code) == ("error", "internal_error")
+    first, last = clock.window(3)
+    truth = await truth_of(sandbox, healthy_team, first, last)
+    assert assert_exact(out.records_of(healthy.integration_id), truth, first, last) > 0
+    assert out.records_of(poisoned.integration_id) == []

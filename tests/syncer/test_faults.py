@@ -11,17 +11,15 @@ from prometheus_client import REGISTRY
 from koalr_contracts import topics
 from koalr_runtime.sealing import Sealer
 from koalr_sandbox.testing import SandboxClient
-from tests.syncer.conftest import MakeSettings, StartSyncer
+from tests.syncer.conftest import ClockView, MakeSettings, StartSyncer
 from tests.syncer.helpers import (
     assert_cycle_exact,
     assert_exact,
     collecting,
     connected_event,
     publish,
-    today,
     truth_of,
     wait_for,
-    window,
 )
 
 pytestmark = pytest.mark.integration
@@ -40,6 +38,8 @@ def provider_calls(outcome: str) -> float:
 
 
 async def test_5xx_and_stalls_are_retried_and_the_result_is_exact(
+    *,
+    clock: ClockView,
     sandbox: SandboxClient,
     sandbox_url: str,
     sealer: Sealer,
@@ -54,7 +54,7 @@ async def test_5xx_and_stalls_are_retried_and_the_result_is_exact(
         await start_syncer(settings)
         await publish(settings, topics.INTEGRATIONS, event)
         await wait_for(lambda: out.is_idle(event.integration_id), 90, "the backfill to finish")
-    first, last = window(30)
+    first, last = clock.window(30)
     truth = await truth_of(sandbox, team, first, last)
     assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 50
     (snapshot,) = out.snapshots_of(event.integration_id)
@@ -65,6 +65,8 @@ async def test_5xx_and_stalls_are_retried_and_the_result_is_exact(
 
 
 async def test_429s_are_honoured_and_the_result_is_exact(
+    *,
+    live_clock: ClockView,
     live_sandbox: SandboxClient,
     live_sandbox_url: str,
     sealer: Sealer,
@@ -88,21 +90,24 @@ async def test_429s_are_honoured_and_the_result_is_exact(
         retry_max_s=1.0,
     )
     event = connected_event(sealer, team)
-    async with collecting(settings) as out:
-        await start_syncer(settings)
+    async with collecting(settings, with_jobs=True) as out:
+        await start_syncer(settings, now=live_clock.now)
         await publish(settings, topics.INTEGRATIONS, event)
         await wait_for(lambda: out.is_idle(event.integration_id), 100, "the backfill to finish")
     log = await live_sandbox.request_log(team)
     throttled = [r for r in log if r["status"] == 429]
     assert len(throttled) >= 3
     assert any(r["retry_after"] for r in throttled)
-    # Today keeps moving on a live clock; every complete day must be exact.
-    first, last = window(30)[0], today() - timedelta(days=1)
+    # Today keeps moving on a live clock; every complete day of the syncer's window must be exact.
+    first, today = out.backfill_window(event.integration_id)
+    last = today - timedelta(days=1)
     truth = await truth_of(live_sandbox, team, first, last)
     assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 50
 
 
 async def test_paced_to_the_limits_a_backfill_receives_no_429(
+    *,
+    live_clock: ClockView,
     live_sandbox: SandboxClient,
     live_sandbox_url: str,
     sealer: Sealer,
@@ -120,8 +125,8 @@ async def test_paced_to_the_limits_a_backfill_receives_no_429(
         rate_window_s=2.0,
     )
     event = connected_event(sealer, team)
-    async with collecting(settings) as out:
-        await start_syncer(settings)
+    async with collecting(settings, with_jobs=True) as out:
+        await start_syncer(settings, now=live_clock.now)
         await publish(settings, topics.INTEGRATIONS, event)
         await wait_for(lambda: out.is_idle(event.integration_id), 100, "the backfill to finish")
     log = await live_sandbox.request_log(team)
@@ -136,6 +141,7 @@ async def test_paced_to_the_limits_a_backfill_receives_no_429(
         for t in times:
             in_window = sum(1 for u in times if t <= u < t + timedelta(seconds=2))
             assert in_window <= limit, (path, t)
-    first, last = window(30)[0], today() - timedelta(days=1)
+    first, today = out.backfill_window(event.integration_id)
+    last = today - timedelta(days=1)
     truth = await truth_of(live_sandbox, team, first, last)
     assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 50

@@ -10,8 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from koalr_providers.cursor import ProviderError
-from koalr_syncer.fetch import EventsRead, read_daily_usage, read_spend, read_usage_events
+from koalr_syncer.fetch import (
+    EventsRead,
+    UsageKeptChangingError,
+    read_daily_usage,
+    read_spend,
+    read_usage_events,
+)
 from tests.syncer.fakes import FakeCursor, FakeTime, client_for, day_end, event
 
 DAYS = [date(2026, 3, 10) + timedelta(days=i) for i in range(4)]
@@ -139,10 +144,14 @@ async def test_data_that_keeps_changing_fails_the_read() -> None:
     fake.before_page = always_late
     client, http = client_for(fake.handler, FakeTime())
     async with http:
-        with pytest.raises(ProviderError, match="kept changing"):
+        with pytest.raises(UsageKeptChangingError, match="kept changing") as failed:
             await read_usage_events(
                 client, DAYS[0], DAYS[-1], now_ms=NOW_MS, page_budget=100, out_of_time=lambda: False
             )
+    # Reading later works: the run retries it, and the days stay incomplete until then.
+    assert failed.value.retryable
+    assert failed.value.code == "provider_unavailable"
+    assert "retried later" not in str(failed.value)
 
 
 async def test_daily_usage_and_spend_read_every_page() -> None:

@@ -11,7 +11,7 @@ import pytest
 from koalr_contracts import IntegrationCredentialsRotated, topics
 from koalr_runtime.sealing import Sealer
 from koalr_sandbox.testing import SandboxClient
-from tests.syncer.conftest import MakeSettings, StartSyncer
+from tests.syncer.conftest import ClockView, MakeSettings, StartSyncer
 from tests.syncer.helpers import (
     ORG,
     assert_exact,
@@ -21,7 +21,6 @@ from tests.syncer.helpers import (
     truth_of,
     url_of,
     wait_for,
-    window,
 )
 
 pytestmark = pytest.mark.integration
@@ -98,6 +97,8 @@ async def test_a_plan_without_the_admin_api_reports_insufficient_plan(
 
 
 async def test_a_rejected_key_stops_the_integration_until_the_credentials_are_rotated(
+    *,
+    clock: ClockView,
     sandbox: SandboxClient,
     sealer: Sealer,
     make_settings: MakeSettings,
@@ -159,7 +160,7 @@ async def test_a_rejected_key_stops_the_integration_until_the_credentials_are_ro
         )
         await publish(settings, topics.INTEGRATIONS, rotation)
         await wait_for(lambda: out.is_idle(event.integration_id), 60, "the sync to resume")
-    first, last = window(30)
+    first, last = clock.window(30)
     truth = await truth_of(sandbox, rotated_team, first, last)
     assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 50
     integration = await db.fetchrow(

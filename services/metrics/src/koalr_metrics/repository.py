@@ -49,23 +49,6 @@ MODEL_COLUMNS: Final = (
     "charged_cents",
 )
 
-_TRANSIENT: Final = (
-    OSError,  # refused, reset, unreachable
-    TimeoutError,
-    asyncpg.InterfaceError,  # connection closed under us, pool shutting down
-    asyncpg.PostgresConnectionError,  # class 08
-    asyncpg.InsufficientResourcesError,  # class 53: too many connections, disk full
-    asyncpg.OperatorInterventionError,  # class 57: shutdown, cannot connect now
-    asyncpg.TransactionRollbackError,  # class 40: deadlock, serialization failure
-    asyncpg.LockNotAvailableError,
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures that go away by waiting (PostgreSQL down, restarting, overloaded);
-    False for a statement PostgreSQL refuses, which no retry will change."""
-    return isinstance(exc, _TRANSIENT)
-
 
 def integration_lock_key(integration_id: UUID) -> int:
     """Advisory lock key serialising writers of one integration's rows (replicas overlap

@@ -36,11 +36,12 @@ from koalr_metrics.ingest import (
     decode_usage,
     usage_copy,
 )
-from koalr_metrics.repository import MetricsRepository, is_transient
+from koalr_metrics.repository import MetricsRepository
 from koalr_metrics.schemas import MembersOut, PolicyOut, SummaryOut
 from koalr_runtime.auth import Principal, authorize
 from koalr_runtime.kafka import dead_letter_for
 from koalr_runtime.logs import bind_correlation, get_logger
+from koalr_runtime.pgerrors import is_transient
 
 log = get_logger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,22 @@ from koalr_runtime.logs import get_logger
 from koalr_runtime.migrations import migrate
 from koalr_runtime.sealing import Sealer
 from koalr_syncer.handlers import register_handlers
-from koalr_syncer.repository import Repository
-from koalr_syncer.service import JobRunner, Registry, Scheduler, Syncer
+from koalr_syncer.repository import (
+    IntegrationRepository,
+    MemberRepository,
+    RunRepository,
+    ScheduleRepository,
+    StatusRepository,
+)
+from koalr_syncer.service import (
+    Clock,
+    JobRunner,
+    Publisher,
+    Registry,
+    Scheduler,
+    StatusReporter,
+    utc_now,
+)
 from koalr_syncer.settings import SyncerSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -46,25 +60,32 @@ class KafkaPublisher:
 
 
 class SyncerRuntime:
-    """Everything one syncer process runs; ``start()``/``stop()`` from a lifespan or a test."""
+    """Everything one syncer process runs; ``start()``/``stop()`` from a lifespan or a test.
 
-    def __init__(self, settings: SyncerSettings) -> None:
+    ``now`` is the one clock every date is computed from; ``transport`` carries the provider's
+    HTTP calls (default: the network); ``wrap_publisher`` wraps what publishes on Kafka.
+    """
+
+    def __init__(
+        self,
+        settings: SyncerSettings,
+        *,
+        now: Clock = utc_now,
+        transport: httpx.AsyncBaseTransport | None = None,
+        wrap_publisher: Callable[[Publisher], Publisher] | None = None,
+    ) -> None:
         self.settings = settings
         self.broker = make_broker(settings, client_id="syncer")
         register_handlers(self.broker, settings, self)
-        self._syncer: Syncer | None = None
+        self._now = now
+        self._transport = transport
+        self._wrap_publisher = wrap_publisher
         self._registry: Registry | None = None
         self._jobs: JobRunner | None = None
         self._scheduler: Scheduler | None = None
         self._pool: asyncpg.Pool[Any] | None = None
         self._http: httpx.AsyncClient | None = None
         self._loop_task: asyncio.Task[None] | None = None
-
-    @property
-    def syncer(self) -> Syncer:
-        if self._syncer is None:
-            raise RuntimeError("the syncer runtime is not started")
-        return self._syncer
 
     @property
     def registry(self) -> Registry:
@@ -108,18 +129,40 @@ class SyncerRuntime:
                 settings.http_read_timeout_s, connect=settings.http_connect_timeout_s
             ),
             headers={"Accept": "application/json", "User-Agent": "koalr-syncer/0.1"},
+            transport=self._transport,
         )
-        self._syncer = Syncer(
+        publisher: Publisher = KafkaPublisher(self.broker, settings)
+        if self._wrap_publisher is not None:
+            publisher = self._wrap_publisher(publisher)
+        sealer = Sealer.from_config(settings.sealing_keys.get_secret_value())
+        integrations = IntegrationRepository(self._pool)
+        status = StatusReporter(publisher, StatusRepository(self._pool))
+        self._registry = Registry(
             settings=settings,
-            repo=Repository(self._pool),
-            publisher=KafkaPublisher(self.broker, settings),
-            sealer=Sealer.from_config(settings.sealing_keys.get_secret_value()),
+            integrations=integrations,
+            publisher=publisher,
+            status=status,
+            sealer=sealer,
+            now=self._now,
+        )
+        self._jobs = JobRunner(
+            settings=settings,
+            integrations=integrations,
+            runs=RunRepository(self._pool),
+            members=MemberRepository(self._pool),
+            publisher=publisher,
+            status=status,
+            sealer=sealer,
             http=self._http,
             limiter=RateLimiter(settings.rate_limits, settings.rate_window_s),
+            now=self._now,
         )
-        self._registry = Registry(self._syncer)
-        self._jobs = JobRunner(self._syncer)
-        self._scheduler = Scheduler(self._syncer)
+        self._scheduler = Scheduler(
+            settings=settings,
+            schedules=ScheduleRepository(self._pool),
+            publisher=publisher,
+            now=self._now,
+        )
         await self.broker.start()
         if run_scheduler:
             self._loop_task = asyncio.create_task(self._schedule_forever(), name="syncer-scheduler")

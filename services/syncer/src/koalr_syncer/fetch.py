@@ -5,7 +5,9 @@ provider's data moves: newer events become visible all the time, and each would 
 page down by one. So the first page is asked with ``endDate = min(end of the window, now)``, and
 every later page with ``endDate`` fixed at the newest event the first page returned: events that
 become visible afterwards are newer still and stay out of the paged set. If the total still
-changes between pages (late data inside the window), the read starts over.
+changes between pages (late data inside the window), the read starts over; after
+:data:`MAX_RESTARTS` restarts it fails with the retryable :class:`UsageKeptChangingError`: the
+run is retried, and if it gives up, its unread days stay incomplete and the scheduler repairs them.
 
 A job reads pages until its page or time budget is spent, then stops at a day boundary: days newer
 than the oldest event seen are complete (events are ordered by time), the rest is left to the
@@ -17,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import ClassVar
 
+from koalr_contracts import ErrorCode
 from koalr_providers.cursor import CursorClient, ProviderError
 from koalr_providers.cursor.shapes import (
     DAY_MS,
@@ -28,6 +32,13 @@ from koalr_providers.cursor.shapes import (
 from koalr_syncer.normalise import EventTally
 
 MAX_RESTARTS = 2
+
+
+class UsageKeptChangingError(ProviderError):
+    """The provider's usage events kept changing while they were paged; reading later works."""
+
+    code: ClassVar[ErrorCode] = "provider_unavailable"
+    retryable: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +89,9 @@ async def read_usage_events(
                 tally.drop_days_before(complete_from)
                 return EventsRead(tally, complete_from, pages)
             page += 1
-    raise ProviderError(
+    raise UsageKeptChangingError(
         f"Cursor's usage events for {first_day}..{last_day} kept changing while being paged "
-        f"({MAX_RESTARTS + 1} attempts); the sync will be retried later."
+        f"({MAX_RESTARTS + 1} attempts); these days are read again later."
     )
 
 

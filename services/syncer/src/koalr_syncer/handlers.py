@@ -4,10 +4,12 @@ Both subscribers use ``AckPolicy.MANUAL``. An offset is committed only after the
 effects are durable: for a job, after its records were acknowledged by Kafka, its progress
 recorded and its continuation published (all inside :meth:`JobRunner.run`).
 
-- A message that cannot be decoded, or that the service calls bad (:class:`BadMessageError`),
-  goes to the dead-letter topic with the reason, then is committed.
-- Infrastructure failures (PostgreSQL, Kafka, a busy integration) are retried with capped
-  backoff by seeking back to the message: it is never skipped and never dead-lettered.
+- A message that cannot be decoded, that the service calls bad (:class:`BadMessageError`), or
+  whose content PostgreSQL refuses (a permanent error of :mod:`koalr_runtime.pgerrors`: a NUL
+  byte, a value too long, a check violation) goes to the dead-letter topic with the reason, then
+  is committed: retrying it would stall every integration behind it on the partition.
+- Transient failures (PostgreSQL unreachable or overloaded, Kafka, a busy integration, a job
+  that overtook its integration's registration) are retried with capped backoff by seeking back to the message: never skipped, never dead-lettered.
 - Any other failure is retried a few times, then dead-lettered, so no message stalls a partition.
 """
 
@@ -17,7 +19,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
-import asyncpg
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -34,7 +35,14 @@ from koalr_contracts import (
 )
 from koalr_runtime.kafka import dead_letter_for, publish_event
 from koalr_runtime.logs import bind_correlation, get_logger
-from koalr_syncer.service import BadMessageError, IntegrationBusyError, JobRunner, Registry
+from koalr_runtime.pgerrors import is_permanent, is_transient
+from koalr_syncer.service import (
+    BadMessageError,
+    IntegrationBusyError,
+    IntegrationNotRegisteredYetError,
+    JobRunner,
+    Registry,
+)
 from koalr_syncer.settings import SyncerSettings
 
 if TYPE_CHECKING:
@@ -44,14 +52,14 @@ log = get_logger(__name__)
 
 MAX_FAILURES_BEFORE_DEAD_LETTER: Final[int] = 5
 INFRA_BACKOFF_MAX_S: Final[float] = 30.0
-INFRASTRUCTURE_ERRORS: Final = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
+RETRIED_ERRORS: Final = (
     KafkaError,
     OSError,
     TimeoutError,
     IntegrationBusyError,
+    IntegrationNotRegisteredYetError,
 )
+"""Besides transient database errors: failures that go away by waiting."""
 
 IntegrationEvent = IntegrationConnected | IntegrationCredentialsRotated | IntegrationDisconnected
 
@@ -172,15 +180,16 @@ async def _process(
         failures.clear(record)
         await msg.ack()
         return
-    except INFRASTRUCTURE_ERRORS:
-        raise  # retried by the caller, never dead-lettered
     except Exception as exc:
-        count = failures.add(record)
-        log.exception("message.failed", error_type=type(exc).__name__, attempt=count)
-        if count < MAX_FAILURES_BEFORE_DEAD_LETTER:
-            await asyncio.sleep(min(INFRA_BACKOFF_MAX_S, 0.5 * 2 ** (count - 1)))
-            await _seek_back(msg)
-            return
+        if is_transient(exc) or isinstance(exc, RETRIED_ERRORS):
+            raise  # retried by the caller, never dead-lettered
+        if not is_permanent(exc):
+            count = failures.add(record)
+            log.exception("message.failed", error_type=type(exc).__name__, attempt=count)
+            if count < MAX_FAILURES_BEFORE_DEAD_LETTER:
+                await asyncio.sleep(min(INFRA_BACKOFF_MAX_S, 0.5 * 2 ** (count - 1)))
+                await _seek_back(msg)
+                return
         await _dead_letter(broker, dead_letter_topic, record, group, exc, event=event)
         if give_up is not None:
             await give_up(event, exc)

@@ -66,3 +66,8 @@ def continuation_job_id(run_id: UUID, next_day: date) -> UUID:
 def retry_job_id(run_id: UUID, retry_at: datetime) -> UUID:
     """One id per scheduled retry: the same claim published twice, a later retry anew."""
     return uuid5(JOB_NAMESPACE, f"retry:{run_id}:{retry_at.isoformat()}")
+
+
+def repair_job_id(integration_id: UUID, repair_at: datetime) -> UUID:
+    """One id per scheduled repair of incomplete backfill days."""
+    return uuid5(JOB_NAMESPACE, f"repair:{integration_id}:{repair_at.isoformat()}")

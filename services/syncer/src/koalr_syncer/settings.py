@@ -7,12 +7,20 @@ The Cursor base URL is read from ``CURSOR_API_BASE_URL`` (no prefix), the sealin
 
 from __future__ import annotations
 
-from typing import Self
+from datetime import date, timedelta
+from typing import Final, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from koalr_runtime.settings import ProviderSettings, SealingSettings, ServiceSettings
+
+DEFAULT_INCREMENTAL_DAYS: Final[int] = 3
+
+
+def newest_final_day(today: date, incremental_days: int = DEFAULT_INCREMENTAL_DAYS) -> date:
+    """The newest day scheduled syncs no longer re-read: the furthest ``data_through`` goes."""
+    return today - timedelta(days=incremental_days)
 
 
 class SyncerSettings(ServiceSettings, ProviderSettings, SealingSettings):
@@ -74,7 +82,13 @@ class SyncerSettings(ServiceSettings, ProviderSettings, SealingSettings):
         default=3600.0, gt=0, description="Time between two scheduled incremental syncs."
     )
     incremental_days: int = Field(
-        default=2, ge=1, le=30, description="Days re-fetched by an incremental sync (data lags)."
+        default=DEFAULT_INCREMENTAL_DAYS,
+        ge=3,
+        le=30,
+        description=(
+            "Last UTC days (today included) every scheduled sync re-reads; Cursor's data lands up "
+            "to two days late. data_through stays at least this many days behind today."
+        ),
     )
     scheduler_poll_s: float = Field(default=5.0, gt=0, description="How often due work is claimed.")
     run_max_attempts: int = Field(
@@ -116,9 +130,12 @@ class SyncerSettings(ServiceSettings, ProviderSettings, SealingSettings):
         default=8, ge=2, description="Most PostgreSQL connections one process opens."
     )
     unknown_integration_wait_s: float = Field(
-        default=5.0,
+        default=120.0,
         ge=0,
-        description="How long a job for an unregistered integration waits before dead-lettering.",
+        description=(
+            "How long a job for an integration not registered yet (a resync that overtook its "
+            "connection) is retried before it is reported and dead-lettered."
+        ),
     )
 
     @model_validator(mode="after")
@@ -133,6 +150,11 @@ class SyncerSettings(ServiceSettings, ProviderSettings, SealingSettings):
             )
             raise ValueError(msg)
         return self
+
+    def run_retry_delay_s(self, attempt: int) -> float:
+        """Delay before retry ``attempt`` (1, 2, ...) of a run or a repair: doubling, capped."""
+        delay_s: float = self.run_retry_base_s * 2.0 ** (attempt - 1)
+        return min(self.run_retry_max_s, delay_s)
 
     @property
     def rate_limits(self) -> dict[str, int]:
