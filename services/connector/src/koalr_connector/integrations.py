@@ -87,7 +87,7 @@ def apply_sync_status(current: Integration, event: SyncStatusChanged) -> Integra
     - Events older than the last applied one (by ``occurred_at``) are ignored.
     - ``last_error`` carries the event's reason while the sync is not running or idle.
     - ``status``: ``error``/``invalid_api_key`` fails the integration; ``insufficient_plan``
-      degrades it; a running or idle sync returns it to the plan's base status; other errors
+      (or ``metrics_disabled``, GitHub's metrics policy off) degrades it; a running or idle sync returns it to the plan's base status; other errors
       (rate limits, provider outages) leave it as it was.
     """
     previous = current.sync.status_at
@@ -99,7 +99,7 @@ def apply_sync_status(current: Integration, event: SyncStatusChanged) -> Integra
     status: IntegrationStatus
     if event.state == "error" and event.reason_code == "invalid_api_key":
         status = "failed"
-    elif event.reason_code == "insufficient_plan":
+    elif event.reason_code in {"insufficient_plan", "metrics_disabled"}:
         status = "degraded"
     elif event.state in ("idle", "syncing"):
         status = base_status(current.plan)
