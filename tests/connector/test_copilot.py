@@ -7,7 +7,7 @@ from uuid import UUID
 
 import pytest
 
-from koalr_connector.copilot import METRICS_DISABLED_MESSAGE
+from koalr_connector.integrations import METRICS_DISABLED_MESSAGE
 from koalr_contracts import IntegrationConnected, IntegrationCredentialsRotated
 from koalr_sandbox.testing import GithubSandboxClient, SandboxOrg
 from tests.connector.conftest import Stack, TopicTail, auth, connect_copilot, new_org

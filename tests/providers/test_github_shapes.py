@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import httpx
 import pytest
 
+from koalr_contracts import MemberRef, Seat
 from koalr_providers.errors import ProviderShapeError
 from koalr_providers.github import GitHubClient, RateLimitedError, RetryPolicy
 from koalr_providers.github.client import github_throttle
@@ -129,6 +130,18 @@ def test_seat_cost_per_day_by_plan_type_creation_and_cancellation() -> None:
     # Several seats are added exactly, then rounded once: 3 x 1900 / 31 = 183.870967...
     three = [seat("business", "2026-03-01T00:00:00+00:00")] * 3
     assert seats_cents(three, march, "business") == Decimal("183.87097")
+
+
+def test_the_contracts_seat_is_priced_the_same_way() -> None:
+    snapshot_seat = Seat(
+        member=MemberRef(login="ann-lee"),
+        plan_type="unknown",
+        created_at=datetime(2026, 2, 27, 23, 0, tzinfo=UTC),
+        pending_cancellation_date=date(2026, 4, 1),
+    )
+    assert seat_cents(snapshot_seat, date(2026, 2, 27), "business") == Decimal("67.85714")
+    assert seat_cents(snapshot_seat, date(2026, 2, 26), "business") == 0
+    assert seat_cents(snapshot_seat, date(2026, 4, 1), "business") == 0
 
 
 def test_premium_requests_are_net_amounts_in_exact_cents() -> None:

@@ -80,6 +80,8 @@ class RetryPolicy:
 class Endpoint:
     method: HttpMethod
     path: str
+    """The path; for a provider whose paths carry names, the route template (``/orgs/{org}/…``),
+    with the call's ``url`` carrying the names. Metrics and logs name the endpoint by it."""
     bucket: str
     """The pacing bucket the provider counts this endpoint in."""
 

@@ -14,20 +14,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from koalr_connector.errors import ConnectorError, InvalidRequestError
+from koalr_connector.integrations import METRICS_DISABLED_MESSAGE
 from koalr_contracts import ErrorCode, Plan
 from koalr_providers.errors import OrgNotFoundError
 from koalr_providers.github import GitHubDetector
 
 GITHUB_LOGIN: Final = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$")
 """A GitHub login: letters, digits and inner hyphens, at most 39 characters."""
-
-METRICS_DISABLED_MESSAGE: Final[str] = (
-    "GitHub refuses this organisation's Copilot usage-metrics reports (403), so active users, "
-    "requests and models cannot be synced; seats and spend still are. An organisation owner "
-    'must enable the "Copilot usage metrics" policy (organisation settings, Copilot, Policies). '
-    'If it is on, give the token the "Organization Copilot metrics" (read) permission, then '
-    "rotate the token here."
-)
 
 
 class GithubOrgNotFoundError(ConnectorError):

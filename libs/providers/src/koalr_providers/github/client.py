@@ -144,8 +144,8 @@ class RefusedLinkError(Exception):
 class GitHubClient:
     """The calls made for one GitHub organisation with one token.
 
-    The token is the pacing scope (GitHub counts its budget per token); without a ``limiter``
-    calls are not paced. ``downloads`` fetches report files (default: ``http``); it is never
+    ``org`` is the pacing scope: GitHub counts its budget per token, and an integration holds one
+    token for one organisation. Without a ``limiter`` calls are not paced. ``downloads`` fetches report files (default: ``http``); it is never
     given the token.
     """
 
