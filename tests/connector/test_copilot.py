@@ -3,6 +3,7 @@ stored, the plan, the degraded policy-off case, every refusal, duplicates and to
 
 from __future__ import annotations
 
+import time
 from uuid import UUID
 
 import pytest
@@ -122,6 +123,24 @@ async def test_githubs_outage_is_502_provider_unavailable(
     code, message = error_of(response.json())
     assert code == "provider_unavailable"
     assert "GitHub" in message
+    assert await counts(stack) == before
+
+
+async def test_a_stalled_github_is_502_within_the_time_budget(
+    stack: Stack, github: GithubSandboxClient
+) -> None:
+    org = new_org()
+    github_org = await github.create_org(fault_rate_stall=1.0, stall_s=30)
+    before = await counts(stack)
+    started = time.monotonic()
+
+    response = await connect_copilot(stack, org, github_org)
+
+    assert time.monotonic() - started < stack.settings.provider_timeout_s + 2
+    assert response.status_code == 502
+    code, message = error_of(response.json())
+    assert code == "provider_unavailable"
+    assert f"did not answer within {stack.settings.provider_timeout_s:g} s" in message
     assert await counts(stack) == before
 
 

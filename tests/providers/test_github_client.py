@@ -23,6 +23,7 @@ from koalr_providers.github import (
     InvalidApiKeyError,
     MetricsDisabledError,
     OrgNotFoundError,
+    ProviderError,
     ProviderUnavailableError,
     RetryPolicy,
 )
@@ -222,6 +223,27 @@ async def test_an_expired_link_makes_the_client_request_the_envelope_again(
     assert seen[0] == seen[2] == envelope_path
     expected = await github.report_rows(org, "users-1-day", "2026-03-11")
     assert sorted(r.login for r in rows) == sorted(r["user_login"] for r in expected)
+
+
+async def test_links_refused_every_time_are_an_error_after_three_envelopes(
+    github: GithubSandboxClient, sandbox_base: str, clock: ManualClock
+) -> None:
+    org = await github.create_org(link_ttl_s=60)
+    envelopes: list[str] = []
+
+    async def expire_every_link(request: httpx.Request) -> None:
+        if request.url.path.startswith("/copilot-reports/"):
+            clock.advance(61)
+        else:
+            envelopes.append(request.url.path)
+
+    async with httpx.AsyncClient(
+        base_url=sandbox_base, event_hooks={"request": [expire_every_link]}
+    ) as http:
+        with pytest.raises(ProviderError, match="refused 3 times in a row") as refused:
+            await client_of(http, org).users_day(date(2026, 3, 11))
+    assert refused.value.code == "provider_error"
+    assert len(envelopes) == 3
 
 
 async def test_401_403_404_become_the_users_errors(
