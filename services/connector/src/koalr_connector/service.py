@@ -87,19 +87,15 @@ class ConnectorService:
     # --- connect ----------------------------------------------------------------------------
 
     async def connect_cursor(self, org_id: str, api_key: str, team_id: str) -> Integration:
-        async def validate() -> tuple[Plan, Standing]:
-            plan = await self._validated("cursor", lambda: self._cursor.detect_plan(api_key), str)
-            return plan, _plan_standing(plan)
-
-        return await self._connect(org_id, "cursor", team_id, api_key, validate)
+        return await self._connect(
+            org_id, "cursor", team_id, api_key, lambda: self._check_cursor(api_key)
+        )
 
     async def connect_github_copilot(self, org_id: str, token: str, github_org: str) -> Integration:
-        async def validate() -> tuple[Plan, Standing]:
-            check = await self._check_copilot(token, login)
-            return check.plan, check.degraded_by
-
         login = github_login(github_org)
-        return await self._connect(org_id, "github_copilot", login, token, validate)
+        return await self._connect(
+            org_id, "github_copilot", login, token, lambda: self._check_copilot(token, login)
+        )
 
     async def _connect(
         self,
@@ -213,8 +209,7 @@ class ConnectorService:
                     "send the new Cursor Admin API key."
                 )
             secret = api_key
-            plan = await self._validated("cursor", lambda: self._cursor.detect_plan(secret), str)
-            standing = _plan_standing(plan)
+            plan, standing = await self._check_cursor(secret)
         else:
             if token is None or api_key is not None:
                 raise InvalidRequestError(
@@ -222,8 +217,7 @@ class ConnectorService:
                     "send the new GitHub token."
                 )
             secret = token
-            check = await self._check_copilot(secret, current.external_id)
-            plan, standing = check.plan, check.degraded_by
+            plan, standing = await self._check_copilot(secret, current.external_id)
         sealed = self._sealer.seal(secret, context=str(current.id))
         async with self._repository.transaction() as conn:
             locked = await self._repository.get_live(conn, current.id, org_id=org_id, lock=True)
@@ -371,10 +365,15 @@ class ConnectorService:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    async def _check_copilot(self, token: str, login: str) -> CopilotCheck:
-        return await self._validated(
+    async def _check_cursor(self, api_key: str) -> tuple[Plan, Standing]:
+        plan = await self._validated("cursor", lambda: self._cursor.detect_plan(api_key), str)
+        return plan, _plan_standing(plan)
+
+    async def _check_copilot(self, token: str, login: str) -> tuple[Plan, Standing]:
+        check = await self._validated(
             "github_copilot", lambda: self._copilot.check(token, login), _copilot_label
         )
+        return check.plan, check.degraded_by
 
     async def _validated(
         self, provider: Provider, ask: Callable[[], Awaitable[T]], label: Callable[[T], str]
