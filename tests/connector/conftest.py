@@ -25,7 +25,13 @@ from koalr_connector.settings import ConnectorSettings
 from koalr_contracts import AnyEvent, decode_event
 from koalr_devstack.databases import scratch_database
 from koalr_runtime.sealing import generate_key_entry
-from koalr_sandbox.testing import SandboxClient, SandboxTeam, run_sandbox
+from koalr_sandbox.testing import (
+    GithubSandboxClient,
+    SandboxClient,
+    SandboxOrg,
+    SandboxTeam,
+    run_sandbox,
+)
 
 JWT_SECRET = "connector-tests-secret-with-at-least-32-bytes"
 SEALING_KEYS = generate_key_entry("k1")
@@ -79,6 +85,7 @@ def make_settings(
         "topic_namespace": topic_namespace,
         "topic_partitions": 2,
         "cursor_api_base_url": cursor_api_base_url,
+        "github_api_base_url": cursor_api_base_url,  # the sandbox serves both
         "jwt_secret": JWT_SECRET,
         "sealing_keys": SEALING_KEYS,
         "jwt_leeway_s": 0,
@@ -229,6 +236,21 @@ async def sandbox(sandbox_url: str) -> AsyncIterator[SandboxClient]:
         yield SandboxClient(http, defaults=TEAM_DEFAULTS)
 
 
+#: Small, quiet sandbox GitHub organisations.
+GITHUB_ORG_DEFAULTS: dict[str, Any] = {
+    "seats": 6,
+    "days": 5,
+    "seed": 5,
+    "rate_limits_enabled": False,
+}
+
+
+@pytest.fixture
+async def github(sandbox_url: str) -> AsyncIterator[GithubSandboxClient]:
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as http:
+        yield GithubSandboxClient(http, defaults=GITHUB_ORG_DEFAULTS)
+
+
 @pytest.fixture(scope="module")
 async def stack(
     kafka_bootstrap_servers: str, database_url: str, sandbox_url: str
@@ -296,3 +318,22 @@ def metric_value(text: str, name: str, **labels: str) -> float:
 
 async def read_metric(stack: Stack, name: str, **labels: str) -> float:
     return metric_value((await stack.http.get("/metrics")).text, name, **labels)
+
+
+async def connect_copilot(
+    stack: Stack,
+    org_id: str,
+    github_org: SandboxOrg,
+    *,
+    token: str | None = None,
+    login: str | None = None,
+) -> httpx.Response:
+    return await stack.http.post(
+        f"/v1/orgs/{org_id}/integrations",
+        json={
+            "provider": "github_copilot",
+            "token": github_org.token if token is None else token,
+            "github_org": github_org.org if login is None else login,
+        },
+        headers=auth(org_id),
+    )

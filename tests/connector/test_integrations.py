@@ -58,6 +58,16 @@ def event(current: Integration, **fields: Any) -> SyncStatusChanged:
         ("business", "active", "error", "rate_limited", "active", "rate_limited"),
         ("business", "failed", "error", "provider_unavailable", "failed", "provider_unavailable"),
         ("business", "active", "idle", "insufficient_plan", "degraded", None),
+        ("enterprise", "active", "error", "metrics_disabled", "degraded", "metrics_disabled"),
+        ("enterprise", "degraded", "idle", "metrics_disabled", "degraded", None),
+        (
+            "business",
+            "active",
+            "error",
+            "insufficient_permissions",
+            "active",
+            "insufficient_permissions",
+        ),
     ],
 )
 def test_status_and_last_error_follow_the_event(

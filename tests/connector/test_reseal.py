@@ -8,10 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from koalr_connector.copilot import CopilotValidator
 from koalr_connector.repository import Repository
 from koalr_connector.service import ConnectorService
 from koalr_contracts import IntegrationCredentialsRotated, decode_event, topics
 from koalr_providers.cursor import CursorPlanDetector
+from koalr_providers.github import GitHubDetector
 from koalr_runtime.db import create_pool
 from koalr_runtime.migrations import migrate
 from koalr_runtime.sealing import Sealer, generate_key_entry
@@ -41,7 +43,8 @@ async def test_credentials_sealed_with_a_retired_key_are_resealed_and_announced(
     team = await sandbox.create_team(plan="business")
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=5) as http:
         cursor = CursorPlanDetector(http, timeout_s=5)
-        before = ConnectorService(repository, cursor, Sealer.from_config(old_key))
+        copilot = CopilotValidator(GitHubDetector(http, timeout_s=5))
+        before = ConnectorService(repository, cursor, copilot, Sealer.from_config(old_key))
         integration = await before.connect_cursor("org_reseal", team.api_key, team.team_id)
         assert integration.sealed_credential is not None
         assert integration.sealed_credential.startswith("v1.old.")
@@ -49,6 +52,7 @@ async def test_credentials_sealed_with_a_retired_key_are_resealed_and_announced(
         after = ConnectorService(
             repository,
             cursor,
+            copilot,
             Sealer.from_config(f"{new_key},{old_key}"),
             on_outbox_write=lambda: wakes.append(True),
         )

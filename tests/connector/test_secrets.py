@@ -14,7 +14,7 @@ import structlog
 
 from koalr_runtime.logs import configure_logging
 from koalr_runtime.sealing import Sealer
-from koalr_sandbox.testing import SandboxClient
+from koalr_sandbox.testing import GithubSandboxClient, SandboxClient
 from tests.connector.conftest import (
     SEALING_KEYS,
     Stack,
@@ -154,3 +154,65 @@ async def test_no_secret_reaches_logs_responses_or_rows(
     assert sealed.startswith("v1.k1.")
     opened = Sealer.from_config(SEALING_KEYS).open(sealed, context=created.json()["id"])
     assert opened == rotated.api_key
+
+
+async def test_no_github_token_reaches_logs_responses_or_rows(
+    *,
+    captured_logs: io.StringIO,
+    kafka_bootstrap_servers: str,
+    fresh_database_url: str,
+    topic_namespace: str,
+    sandbox_url: str,
+    github: GithubSandboxClient,
+) -> None:
+    settings = make_settings(
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+        database_url=fresh_database_url,
+        topic_namespace=topic_namespace,
+        cursor_api_base_url=sandbox_url,
+    )
+    org = new_org()
+    headers = {"Authorization": f"Bearer {token(org)}"}
+    github_org = await github.create_org()
+    quiet = await github.create_org(metrics_policy=False)
+    other = await github.create_org()
+    seats_less = await github.token_with(other, "copilot_metrics")
+    wrong_token = "ghp_" + "7" * 36
+    base = f"/v1/orgs/{org}/integrations"
+    async with running_app(settings) as stack:
+        await wait_until(lambda: stack.kafka.is_started, timeout_s=60)
+        connect = {"provider": "github_copilot", "token": github_org.token}
+        responses = [
+            await stack.http.post(
+                base, json={**connect, "github_org": github_org.org}, headers=headers
+            )
+        ]
+        one = f"{base}/{responses[0].json()['id']}"
+        responses += [
+            await stack.http.post(base, json=body, headers=headers)
+            for body in (
+                {**connect, "github_org": github_org.org},
+                {"provider": "github_copilot", "token": wrong_token, "github_org": other.org},
+                {"provider": "github_copilot", "token": seats_less, "github_org": other.org},
+                {"provider": "github_copilot", "token": quiet.token, "github_org": quiet.org},
+            )
+        ]
+        rotated = await github.rotate_token(github_org)
+        responses += [
+            await stack.http.put(f"{one}/credentials", json={"token": new_token}, headers=headers)
+            for new_token in (github_org.token, rotated.token)
+        ]
+        responses.append(await stack.http.get(base, headers=headers))
+        await wait_until(lambda: _all_published(stack), timeout_s=30)
+        rows = await _dump_rows(stack)
+
+    assert [r.status_code for r in responses] == [201, 409, 422, 422, 201, 422, 200, 200]
+    logs = captured_logs.getvalue()
+    events = {json.loads(line)["event"] for line in logs.splitlines() if line}
+    assert {"integration.connected", "github.token_validated", "provider.response"} <= events
+    for secret in (github_org.token, rotated.token, wrong_token, seats_less, quiet.token):
+        assert secret not in logs
+        assert secret not in rows
+        for response in responses:
+            assert secret not in response.text
+    assert "[REDACTED]" not in logs, "something tried to log a secret"

@@ -53,3 +53,23 @@ class ProviderUnavailableError(ProviderError):
 
 class ProviderShapeError(ValueError):
     """A response body does not have any of the shapes the provider is known to send."""
+
+
+class InsufficientPermissionsError(ProviderError):
+    """The credential is valid but lacks a permission (or its user a role) the call needs."""
+
+    code: ClassVar[ErrorCode] = "insufficient_permissions"
+
+
+class MetricsDisabledError(ProviderError):
+    """The organisation switched off the usage-metrics reports (GitHub's metrics policy)."""
+
+    code: ClassVar[ErrorCode] = "metrics_disabled"
+
+
+class OrgNotFoundError(ProviderError):
+    """The provider does not know the organisation (or the credential cannot see it).
+
+    Its code is ``provider_error`` in sync status; at connect time the connector answers it with
+    its own code (``github_org_not_found``).
+    """

@@ -5,7 +5,9 @@ Transient (the same call may succeed later, so it is retried):
 - a timeout (a stalled response is cut by the HTTP client's read timeout) or a connection error;
 - HTTP 5xx;
 - HTTP 2xx whose body is not valid JSON (a truncated answer);
-- HTTP 429, waiting for ``Retry-After`` (seconds or an HTTP date) when the provider sends it.
+- a throttle: HTTP 429 by default, waiting for ``Retry-After`` (seconds or an HTTP date) when the
+  provider sends it. A provider whose throttles look different (GitHub answers 403 or 429 and
+  hints with ``retry-after`` or ``x-ratelimit-reset``) passes its own :data:`ThrottleRule`.
 
 Everything else is the provider's answer and is returned to the provider's client, which knows
 what a 401, 403 or 404 means for its API. Retries and their exponential backoff with jitter come
@@ -15,24 +17,32 @@ transient failures), and a hook hands ``Retry-After`` to ``stamina`` as the next
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import httpx
 import stamina
 from prometheus_client import Counter
 
-from koalr_providers.errors import ProviderError, ProviderUnavailableError, RateLimitedError
+from koalr_providers.errors import (
+    ProviderError,
+    ProviderShapeError,
+    ProviderUnavailableError,
+    RateLimitedError,
+)
 from koalr_providers.pacing import Pacer
 from koalr_runtime.logs import get_logger
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 HttpMethod = Literal["GET", "POST"]
 
@@ -53,31 +63,59 @@ class RetryPolicy:
     """How often and how long a call is retried.
 
     ``max_retries`` bounds retries after timeouts, connection errors, 5xx and invalid JSON;
-    ``rate_limit_retries`` bounds retries after 429. Without a ``Retry-After`` the n-th wait is
-    ``min(max_s, base_s * 2**(n-1) + jitter)`` with ``jitter`` uniform in ``[0, base_s]``.
+    ``rate_limit_retries`` bounds retries after throttles (429). Without a ``Retry-After`` the n-th
+    wait is ``min(max_s, base_s * 2**(n-1) + jitter)`` with ``jitter`` uniform in ``[0, base_s]``;
+    when ``throttle_base_s`` is set, the n-th throttle without a hint waits
+    ``throttle_base_s * 2**(n-1)`` instead (GitHub: at least a minute, then exponentially longer).
     """
 
     max_retries: int = 4
     rate_limit_retries: int = 6
     base_s: float = 1.0
     max_s: float = 16.0
+    throttle_base_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     method: HttpMethod
     path: str
+    """The path; for a provider whose paths carry names, the route template (``/orgs/{org}/…``),
+    with the call's ``url`` carrying the names. Metrics and logs name the endpoint by it."""
     bucket: str
     """The pacing bucket the provider counts this endpoint in."""
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A response that is not transient: its status, and its JSON body when it was 2xx."""
+    """A response that is not transient: its status, and its body when it was 2xx.
+
+    The body is the decoded JSON, or the raw bytes for a ``raw`` call; ``None`` for a 204.
+    """
 
     status: int
     body: Any
     text: str
+    next_url: str | None = None
+    """The target of the ``Link`` header's ``rel="next"`` (RFC 8288), when there is one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """A response that means "too many requests": retry after ``wait_s`` (``None``: back off)."""
+
+    wait_s: float | None
+
+
+ThrottleRule = Callable[[httpx.Response], Throttle | None]
+"""Whether a response is a throttle, and the provider's hint of how long to wait."""
+
+
+def throttled_by_429(response: httpx.Response) -> Throttle | None:
+    """The default rule: HTTP 429, with the wait from ``Retry-After`` when present."""
+    if response.status_code != 429:
+        return None
+    return Throttle(retry_after_s(response.headers.get("retry-after")))
 
 
 def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
@@ -145,6 +183,12 @@ class _Budget:
                 return False
         hinted = error.retry_after_s
         if (
+            hinted is None
+            and isinstance(error, RateLimitedError)
+            and self._policy.throttle_base_s is not None
+        ):
+            hinted = self._policy.throttle_base_s * 2 ** (self.throttled - 1)
+        if (
             hinted is not None
             and self._deadline is not None
             and time.monotonic() + hinted >= self._deadline
@@ -166,7 +210,8 @@ class ProviderHttp:
     """Paced, retried calls to one provider with one credential.
 
     ``name`` is the provider's name in messages (``"Cursor"``), ``label`` in metrics and logs;
-    ``team`` is the pacing scope of the credential. Without a ``pacer`` calls are not paced.
+    ``team`` is the pacing scope of the credential. Without a ``pacer`` calls are not paced;
+    ``throttle`` says which answers are throttles (default: HTTP 429).
     """
 
     def __init__(
@@ -179,6 +224,7 @@ class ProviderHttp:
         policy: RetryPolicy,
         pacer: Pacer | None = None,
         team: str = "",
+        throttle: ThrottleRule = throttled_by_429,
     ) -> None:
         self._http = http
         self._name = name
@@ -187,6 +233,7 @@ class ProviderHttp:
         self._policy = policy
         self._pacer = pacer
         self._team = team
+        self._throttle = throttle
         self.calls = 0
         self.rate_limited = 0
 
@@ -197,8 +244,14 @@ class ProviderHttp:
         json: Any = None,
         params: Mapping[str, str] | None = None,
         deadline: float | None = None,
+        url: str | None = None,
+        raw: bool = False,
     ) -> Answer:
         """The provider's answer to ``endpoint``, after retrying transient failures.
+
+        ``url`` (an absolute URL handed out by the provider, e.g. a signed download link)
+        replaces the endpoint's path in the request but never appears in metrics or logs;
+        ``raw`` returns a 2xx body as bytes instead of decoding it as JSON.
 
         Raises :class:`RateLimitedError` or :class:`ProviderUnavailableError` when the transient
         failures outlast the policy (or a ``Retry-After`` would pass the monotonic ``deadline``).
@@ -214,7 +267,7 @@ class ProviderHttp:
                 wait_jitter=self._policy.base_s,
             ):
                 with attempt:
-                    return await self._once(endpoint, json, params, attempt.num)
+                    return await self._once(endpoint, json, params, attempt.num, url=url, raw=raw)
         except _TransientError as exc:
             raise exc.error from None
         raise AssertionError("stamina ended without an attempt")  # pragma: no cover
@@ -225,6 +278,9 @@ class ProviderHttp:
         body: Any,
         params: Mapping[str, str] | None,
         attempt: int,
+        *,
+        url: str | None,
+        raw: bool,
     ) -> Answer:
         slot = await self._pacer.acquire(self._team, endpoint.bucket) if self._pacer else None
         self.calls += 1
@@ -232,7 +288,7 @@ class ProviderHttp:
         tried = f"({attempt} attempt{'s' if attempt > 1 else ''})"
         try:
             response = await self._http.request(
-                endpoint.method, endpoint.path, json=body, params=params, auth=self._auth
+                endpoint.method, url or endpoint.path, json=body, params=params, auth=self._auth
             )
         except httpx.TimeoutException:
             raise self._unavailable(
@@ -252,14 +308,15 @@ class ProviderHttp:
         log.debug("provider.response", provider=self._label, path=endpoint.path, status=status)
         if self._pacer is not None:
             self._pacer.observe(self._team, endpoint.bucket, response.headers)
-        if status == 429:
+        throttle = self._throttle(response)
+        if throttle is not None:
             self.rate_limited += 1
-            hinted = retry_after_s(response.headers.get("retry-after"))
+            hinted = throttle.wait_s
             if hinted is not None and self._pacer is not None:
                 # Nothing else goes to this bucket before the provider said it may.
                 self._pacer.hold_off(self._team, endpoint.bucket, hinted)
             raise _TransientError(
-                "http_429",
+                f"http_{status}",
                 RateLimitedError(
                     f"{self._name}'s API is rate limiting requests for this key {where} "
                     f"{tried}. Try again in a minute.",
@@ -274,13 +331,18 @@ class ProviderHttp:
             )
         if not 200 <= status < 300:
             return Answer(status, None, response.text)
+        next_url = response.links.get("next", {}).get("url")
+        if status == 204:
+            return Answer(status, None, "", next_url)
+        if raw:
+            return Answer(status, response.content, "", next_url)
         try:
             decoded = decode_json(response.content)
         except ValueError:
             raise self._unavailable(
                 endpoint, "invalid_json", f"{self._name}'s API sent invalid JSON {where} {tried}."
             ) from None
-        return Answer(status, decoded, "")
+        return Answer(status, decoded, "", next_url)
 
     def _unavailable(self, endpoint: Endpoint, outcome: str, what: str) -> _TransientError:
         if outcome in ("timeout", "connection"):  # no response: nothing else counted the call
@@ -291,3 +353,37 @@ class ProviderHttp:
                 f"{what} {self._name} may be having an outage; try again in a few minutes."
             ),
         )
+
+
+def parse_or_raise(name: str, parse: Callable[[Any], T], body: Any) -> T:
+    """``parse(body)``; a body of an unknown shape becomes a :class:`ProviderError`."""
+    try:
+        return parse(body)
+    except ProviderShapeError as exc:
+        raise ProviderError(f"{name} sent a response this client cannot read: {exc}") from exc
+
+
+async def within_connect_budget(
+    name: str,
+    timeout_s: float,
+    detect: Callable[[float], Awaitable[T]],
+    answers: tuple[type[ProviderError], ...],
+) -> T:
+    """``detect(deadline)`` within ``timeout_s`` seconds, retries included (a connect's checks).
+
+    ``answers`` are the errors the user acts on (a rejected credential, a missing permission),
+    raised as they are; a timeout and every other :class:`ProviderError` mean "the provider could
+    not tell us" and become :class:`ProviderUnavailableError`.
+    """
+    deadline = time.monotonic() + timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await detect(deadline)
+    except TimeoutError:
+        raise ProviderUnavailableError(
+            f"{name}'s API did not answer within {timeout_s:g} s. Try again in a few minutes."
+        ) from None
+    except ProviderError as exc:
+        if isinstance(exc, (ProviderUnavailableError, *answers)):
+            raise
+        raise ProviderUnavailableError(exc.message) from None

@@ -2,8 +2,9 @@
 
 :class:`Pacer` is what a client needs from pacing: a slot before each request, a hold-off after a
 429, and a look at each response's headers. :class:`RateLimiter` implements it for documented
-fixed limits (Cursor: per team, per endpoint, per minute); a provider that announces its budget in
-response headers (GitHub's ``x-ratelimit-*``) implements :meth:`Pacer.observe` instead.
+fixed limits (Cursor: per team, per endpoint, per minute); :class:`HeaderPacer` implements it for a
+provider that announces its budget in response headers (GitHub's ``x-ratelimit-*``), through
+:meth:`Pacer.observe`.
 
 Cursor counts a request when it arrives. The limiter
 keeps, per ``(team, bucket)``, a log of the requests it let through. A slot is taken before a
@@ -151,3 +152,61 @@ class RateLimiter:
             return 0
         now = self._clock()
         return sum(1 for entry in state.log if entry[0] + self._window_s > now)
+
+
+class HeaderPacer:
+    """Pacing by the budget a provider announces in its responses (GitHub's ``x-ratelimit-*``).
+
+    Implements :class:`Pacer`. Requests go out at once while the budget lasts; when a response
+    says ``x-ratelimit-remaining: 0``, nothing more goes to that ``(team, bucket)`` until
+    ``x-ratelimit-reset`` (epoch seconds, read against ``wall``) plus ``margin_s``, since the
+    reset is given to the second. A throttle's hint (:meth:`hold_off`) blocks the same way.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock = time.monotonic,
+        wall: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        margin_s: float = 1.0,
+    ) -> None:
+        self._clock = clock
+        self._wall = wall
+        self._sleep = sleep
+        self._margin_s = margin_s
+        self._blocked_until: dict[tuple[str, str], float] = {}
+        self.waited_s = 0.0
+
+    async def acquire(self, team: str, bucket: str) -> Slot:
+        """Wait while the bucket is blocked, then let the request go."""
+        while (wait := self._blocked_until.get((team, bucket), 0.0) - self._clock()) > 0:
+            self.waited_s += wait
+            await self._sleep(wait)
+        return Slot([self._clock()], self._clock)
+
+    def hold_off(self, team: str, bucket: str, seconds: float) -> None:
+        """Send nothing to this bucket for ``seconds``."""
+        key = (team, bucket)
+        until = self._clock() + max(0.0, seconds)
+        self._blocked_until[key] = max(self._blocked_until.get(key, 0.0), until)
+
+    def observe(self, team: str, bucket: str, headers: Mapping[str, str]) -> None:
+        """Block the bucket until the announced reset once the remaining budget is 0."""
+        wait = spent_budget_wait_s(headers, self._wall())
+        if wait is not None:
+            self.hold_off(team, bucket, wait + self._margin_s)
+
+
+def spent_budget_wait_s(headers: Mapping[str, str], now_epoch_s: float) -> float | None:
+    """Seconds until ``x-ratelimit-reset`` when ``x-ratelimit-remaining`` is 0, else ``None``."""
+    remaining = headers.get("x-ratelimit-remaining")
+    reset = headers.get("x-ratelimit-reset")
+    if remaining is None or reset is None:
+        return None
+    try:
+        if int(remaining) > 0:
+            return None
+        return max(0.0, float(reset) - now_epoch_s)
+    except ValueError:
+        return None

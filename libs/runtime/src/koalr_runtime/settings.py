@@ -89,6 +89,11 @@ class ProviderSettings(BaseSettings):
         validation_alias=_env("CURSOR_API_BASE_URL"),
         description="Base URL of the Cursor API (the sandbox's URL in tests and the demo).",
     )
+    github_api_base_url: str = Field(
+        default="https://api.github.com",
+        validation_alias=_env("GITHUB_API_BASE_URL"),
+        description="Base URL of GitHub's REST API (the sandbox's URL in tests and the demo).",
+    )
 
 
 class AuthSettings(BaseSettings):

@@ -22,19 +22,27 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 async def reseal(settings: ConnectorSettings) -> int:
+    from koalr_connector.copilot import CopilotValidator
     from koalr_connector.repository import Repository
     from koalr_connector.service import ConnectorService
     from koalr_providers.cursor import CursorPlanDetector
+    from koalr_providers.github import GitHubDetector
     from koalr_runtime.db import create_pool
     from koalr_runtime.sealing import Sealer
 
     await migrate(settings.database_url, settings.db_schema, MIGRATIONS)
     pool = await create_pool(settings.database_url, max_size=2)
     try:
-        async with httpx.AsyncClient(base_url=settings.cursor_api_base_url) as http:
+        async with (
+            httpx.AsyncClient(base_url=settings.cursor_api_base_url) as http,
+            httpx.AsyncClient(base_url=settings.github_api_base_url) as github_http,
+        ):
             service = ConnectorService(
                 Repository(pool, settings.db_schema),
                 CursorPlanDetector(http, timeout_s=settings.provider_timeout_s),
+                CopilotValidator(
+                    GitHubDetector(github_http, timeout_s=settings.provider_timeout_s)
+                ),
                 Sealer.from_config(settings.sealing_keys.get_secret_value()),
             )
             return await service.reseal_credentials()

@@ -1,5 +1,5 @@
 """Wiring of the connector service: HTTP app, and a lifespan owning the pool, the HTTP client to
-the provider, the Kafka broker (started in the background) and the outbox relay."""
+the providers, the Kafka broker (started in the background) and the outbox relay."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from koalr_connector.copilot import CopilotValidator
 from koalr_connector.handlers import install_error_handler, register_sync_status_subscriber, router
 from koalr_connector.kafka_link import BrokerSupervisor
 from koalr_connector.outbox import KafkaPublisher, OutboxRelay
@@ -21,6 +22,7 @@ from koalr_connector.service import ConnectorService
 from koalr_connector.settings import ConnectorSettings
 from koalr_contracts import topics
 from koalr_providers.cursor import CursorPlanDetector
+from koalr_providers.github import GitHubDetector
 from koalr_runtime.auth import JwtAuthenticator
 from koalr_runtime.db import create_pool, wait_for_postgres
 from koalr_runtime.http import install_error_handlers, install_observability
@@ -54,6 +56,11 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             timeout=httpx.Timeout(settings.provider_timeout_s),
             headers={"Accept": "application/json", "User-Agent": "koalr-connector"},
         )
+        github_http = httpx.AsyncClient(
+            base_url=settings.github_api_base_url,
+            timeout=httpx.Timeout(settings.provider_timeout_s),
+            headers={"User-Agent": "koalr-connector"},
+        )
         repository = Repository(pool, settings.db_schema)
         broker = make_broker(settings, client_id="koalr-connector")
         supervisor = BrokerSupervisor(
@@ -84,6 +91,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         service = ConnectorService(
             repository,
             CursorPlanDetector(http, timeout_s=settings.provider_timeout_s),
+            CopilotValidator(GitHubDetector(github_http, timeout_s=settings.provider_timeout_s)),
             sealer,
             backfill_days=settings.backfill_days,
             on_outbox_write=relay.wake,
@@ -104,6 +112,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
                 await relay_task
             await supervisor.stop()
             await http.aclose()
+            await github_http.aclose()
             await pool.close()
 
     app = FastAPI(

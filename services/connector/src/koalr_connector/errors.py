@@ -18,10 +18,6 @@ class ConnectorError(Exception):
         self.message = message
 
 
-class ProviderNotSupportedError(ConnectorError):
-    code = "provider_not_supported"
-
-
 class InvalidRequestError(ConnectorError):
     code = "invalid_request"
 

@@ -46,7 +46,8 @@ T = TypeVar("T")
 ERROR_STATUS = {
     "invalid_request": 422,
     "invalid_api_key": 422,
-    "provider_not_supported": 422,
+    "insufficient_permissions": 422,
+    "github_org_not_found": 422,
     "not_found": 404,
     "already_connected": 409,
     "provider_unavailable": 502,
@@ -94,7 +95,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "Missing, malformed, expired or wrongly signed token.",
         403: "Token for another organisation, or not an admin.",
         404: "No such integration in this organisation (`not_found`).",
-        422: "`invalid_request`, `invalid_api_key` or `provider_not_supported`.",
+        422: (
+            "`invalid_request`, `invalid_api_key`; GitHub Copilot only: "
+            "`insufficient_permissions`, `github_org_not_found`."
+        ),
     }.items()
 }
 
@@ -125,7 +129,9 @@ async def connect(
             org_id, body.api_key.get_secret_value(), body.team_id
         )
     else:
-        await service.connect_github_copilot(org_id)
+        integration = await service.connect_github_copilot(
+            org_id, body.token.get_secret_value(), body.github_org
+        )
     response.headers["Location"] = f"/v1/orgs/{org_id}/integrations/{integration.id}"
     return IntegrationOut.of(integration)
 

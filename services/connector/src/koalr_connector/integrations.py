@@ -22,12 +22,28 @@ TEAM_PLAN_MESSAGE = (
     "(Enterprise for the Analytics API); upgrade the Cursor plan, then rotate the key here."
 )
 
+METRICS_DISABLED_MESSAGE = (
+    "GitHub refuses this organisation's Copilot usage-metrics reports (403), so active users, "
+    "requests and models cannot be synced; seats and spend still are. An organisation owner "
+    'must enable the "Copilot usage metrics" policy (organisation settings, Copilot, Policies). '
+    'If it is on, give the token the "Organization Copilot metrics" (read) permission, then '
+    "rotate the token here."
+)
+INSUFFICIENT_PERMISSIONS_MESSAGE = (
+    "GitHub refuses the token access to the organisation's Copilot billing (403). Use a token "
+    'of an organisation owner with the permissions "GitHub Copilot Business" and '
+    '"Organization Copilot metrics" (read), or the classic scopes manage_billing:copilot and '
+    "read:org, then rotate the token here."
+)
+
 DEFAULT_ERROR_MESSAGES: dict[str, str] = {
     "invalid_api_key": (
         "Cursor rejected the API key (it was probably rotated or revoked); create a new key in "
         "Cursor and update it here."
     ),
     "insufficient_plan": TEAM_PLAN_MESSAGE,
+    "insufficient_permissions": INSUFFICIENT_PERMISSIONS_MESSAGE,
+    "metrics_disabled": METRICS_DISABLED_MESSAGE,
     "rate_limited": "Cursor is rate limiting requests; the sync will resume automatically.",
     "provider_unavailable": ("Cursor did not answer; the sync will be retried automatically."),
     "provider_error": "Cursor returned an unexpected answer; the sync will be retried.",
@@ -98,7 +114,7 @@ def apply_sync_status(current: Integration, event: SyncStatusChanged) -> Integra
       the syncer assigns per integration) are ignored; ``occurred_at`` is not compared.
     - ``last_error`` carries the event's reason while the sync is not running or idle.
     - ``status``: ``error``/``invalid_api_key`` fails the integration; ``insufficient_plan``
-      degrades it; a running or idle sync returns it to the plan's base status; other errors
+      (or ``metrics_disabled``, GitHub's metrics policy off) degrades it; a running or idle sync returns it to the plan's base status; other errors
       (rate limits, provider outages) leave it as it was.
     """
     if not follows(event.sequence, current.sync.status_sequence):
@@ -109,7 +125,7 @@ def apply_sync_status(current: Integration, event: SyncStatusChanged) -> Integra
     status: IntegrationStatus
     if event.state == "error" and event.reason_code == "invalid_api_key":
         status = "failed"
-    elif event.reason_code == "insufficient_plan":
+    elif event.reason_code in {"insufficient_plan", "metrics_disabled"}:
         status = "degraded"
     elif event.state in ("idle", "syncing"):
         status = base_status(current.plan)

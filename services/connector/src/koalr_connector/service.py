@@ -8,37 +8,39 @@ outbox, see ``outbox.py``); credentials are sealed before they are stored or put
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal, NoReturn
+from typing import Literal, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
 
+from koalr_connector.copilot import CopilotCheck, CopilotValidator, github_login
 from koalr_connector.errors import (
     AlreadyConnectedError,
     ConnectorError,
     InvalidRequestError,
     NotFoundError,
-    ProviderNotSupportedError,
 )
 from koalr_connector.instruments import CONNECTS, VALIDATIONS
 from koalr_connector.integrations import (
     Integration,
+    SyncError,
     SyncSummary,
     apply_sync_status,
-    base_status,
     plan_error,
 )
 from koalr_connector.outbox import OutboxMessage
 from koalr_connector.repository import Conn, Repository
 from koalr_contracts import (
     AnyEvent,
+    ErrorCode,
     IntegrationConnected,
     IntegrationCredentialsRotated,
     IntegrationDisconnected,
     Plan,
+    Provider,
     SyncJobRequested,
     SyncStatusChanged,
     topics,
@@ -53,6 +55,9 @@ log = get_logger(__name__)
 _ORG_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 SyncStatusOutcome = Literal["applied", "stale", "unknown"]
+Standing = tuple[ErrorCode, str] | None
+"""The error an integration carries from the start (a Team plan, GitHub's metrics policy off)."""
+T = TypeVar("T")
 
 IntegrationEvent = IntegrationConnected | IntegrationCredentialsRotated | IntegrationDisconnected
 
@@ -66,6 +71,7 @@ class ConnectorService:
         self,
         repository: Repository,
         cursor: CursorPlanDetector,
+        copilot: CopilotValidator,
         sealer: Sealer,
         *,
         backfill_days: int = 30,
@@ -74,6 +80,7 @@ class ConnectorService:
     ) -> None:
         self._repository = repository
         self._cursor = cursor
+        self._copilot = copilot
         self._sealer = sealer
         self._backfill_days = backfill_days
         self._on_outbox_write = on_outbox_write
@@ -82,36 +89,56 @@ class ConnectorService:
     # --- connect ----------------------------------------------------------------------------
 
     async def connect_cursor(self, org_id: str, api_key: str, team_id: str) -> Integration:
+        return await self._connect(
+            org_id, "cursor", team_id, api_key, lambda: self._check_cursor(api_key)
+        )
+
+    async def connect_github_copilot(self, org_id: str, token: str, github_org: str) -> Integration:
+        login = github_login(github_org)
+        return await self._connect(
+            org_id, "github_copilot", login, token, lambda: self._check_copilot(token, login)
+        )
+
+    async def _connect(
+        self,
+        org_id: str,
+        provider: Provider,
+        external_id: str,
+        secret: str,
+        validate: Callable[[], Awaitable[tuple[Plan, Standing]]],
+    ) -> Integration:
+        """Refuse a duplicate, ask the provider (nothing is stored before), then store."""
         _check_org_id(org_id)
         try:
             async with self._repository.transaction() as conn:
-                existing = await self._repository.find_live_id(conn, org_id, "cursor", team_id)
+                existing = await self._repository.find_live_id(conn, org_id, provider, external_id)
             if existing is not None:
-                raise AlreadyConnectedError("cursor", team_id, existing)
-            plan = await self._detect_plan("cursor", api_key)
-            integration = await self._store_new(org_id, "cursor", team_id, plan, api_key)
+                raise AlreadyConnectedError(provider, external_id, existing)
+            plan, standing = await validate()
+            integration = await self._store_new(
+                org_id, provider, external_id, plan, secret, standing=standing
+            )
         except (ConnectorError, ProviderError) as exc:
-            CONNECTS.labels("cursor", exc.code).inc()
+            CONNECTS.labels(provider, exc.code).inc()
             raise
         CONNECTS.labels(
-            "cursor", "connected" if integration.status == "active" else "degraded"
+            provider, "connected" if integration.status == "active" else "degraded"
         ).inc()
         return integration
 
-    async def connect_github_copilot(self, org_id: str) -> NoReturn:
-        _check_org_id(org_id)
-        CONNECTS.labels("github_copilot", ProviderNotSupportedError.code).inc()
-        raise ProviderNotSupportedError(
-            "GitHub Copilot cannot be connected yet: this deployment only supports Cursor. "
-            'Connect Cursor with {"provider": "cursor", "api_key": ..., "team_id": ...}.'
-        )
-
     async def _store_new(
-        self, org_id: str, provider: Literal["cursor"], external_id: str, plan: Plan, secret: str
+        self,
+        org_id: str,
+        provider: Provider,
+        external_id: str,
+        plan: Plan,
+        secret: str,
+        *,
+        standing: Standing,
     ) -> Integration:
         integration_id = uuid4()
-        status = base_status(plan)
-        error = plan_error(plan)
+        status: Literal["active", "degraded"] = "active" if standing is None else "degraded"
+        error = None if standing is None else SyncError(*standing)
         sealed = self._sealer.seal(secret, context=str(integration_id))
         draft = Integration(
             id=integration_id,
@@ -132,8 +159,8 @@ class ConnectorService:
             provider=provider,
             external_id=external_id,
             plan=plan,
-            status="degraded" if status == "degraded" else "active",
-            status_reason="insufficient_plan" if error is not None else None,
+            status=status,
+            status_reason=None if standing is None else standing[0],
             sealed_credential=sealed,
             backfill_days=self._backfill_days,
         )
@@ -177,15 +204,23 @@ class ConnectorService:
         self, org_id: str, integration_id: str, *, api_key: str | None, token: str | None
     ) -> Integration:
         current = await self.get_integration(org_id, integration_id)
-        if current.provider != "cursor":
-            raise ProviderNotSupportedError("Only Cursor integrations can be managed here.")
-        if api_key is None or token is not None:
-            raise InvalidRequestError(
-                'A Cursor integration takes {"api_key": "..."}, not a token; '
-                "send the new Cursor Admin API key."
-            )
-        plan = await self._detect_plan("cursor", api_key)
-        sealed = self._sealer.seal(api_key, context=str(current.id))
+        if current.provider == "cursor":
+            if api_key is None or token is not None:
+                raise InvalidRequestError(
+                    'A Cursor integration takes {"api_key": "..."}, not a token; '
+                    "send the new Cursor Admin API key."
+                )
+            secret = api_key
+            plan, standing = await self._check_cursor(secret)
+        else:
+            if token is None or api_key is not None:
+                raise InvalidRequestError(
+                    'A GitHub Copilot integration takes {"token": "..."}, not an api_key; '
+                    "send the new GitHub token."
+                )
+            secret = token
+            plan, standing = await self._check_copilot(secret, current.external_id)
+        sealed = self._sealer.seal(secret, context=str(current.id))
         async with self._repository.transaction() as conn:
             locked = await self._repository.get_live(conn, current.id, org_id=org_id, lock=True)
             if locked is None:
@@ -194,9 +229,13 @@ class ConnectorService:
             rotated = replace(
                 locked,
                 plan=plan,
-                status=base_status(plan),
+                status="active" if standing is None else "degraded",
                 sealed_credential=sealed,
-                sync=replace(locked.sync, state=state, last_error=plan_error(plan)),
+                sync=replace(
+                    locked.sync,
+                    state=state,
+                    last_error=None if standing is None else SyncError(*standing),
+                ),
             )
             stored = await self._repository.save_state(conn, rotated)
             event = IntegrationCredentialsRotated(
@@ -328,14 +367,30 @@ class ConnectorService:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    async def _detect_plan(self, provider: Literal["cursor"], api_key: str) -> Plan:
+    async def _check_cursor(self, api_key: str) -> tuple[Plan, Standing]:
+        plan = await self._validated("cursor", lambda: self._cursor.detect_plan(api_key), str)
+        return plan, _plan_standing(plan)
+
+    async def _check_copilot(self, token: str, login: str) -> tuple[Plan, Standing]:
+        check = await self._validated(
+            "github_copilot", lambda: self._copilot.check(token, login), _copilot_label
+        )
+        return check.plan, check.degraded_by
+
+    async def _validated(
+        self, provider: Provider, ask: Callable[[], Awaitable[T]], label: Callable[[T], str]
+    ) -> T:
+        """The provider's answer about a credential; its refusals say that nothing was saved.
+
+        ``label`` names a successful answer in the validations metric (the plan, or the
+        standing error)."""
         try:
-            plan = await self._cursor.detect_plan(api_key)
-        except ProviderError as exc:
+            answer = await ask()
+        except (ProviderError, ConnectorError) as exc:
             VALIDATIONS.labels(provider, exc.code).inc()
             raise type(exc)(f"{exc.message} Nothing was saved.") from None
-        VALIDATIONS.labels(provider, plan).inc()
-        return plan
+        VALIDATIONS.labels(provider, label(answer)).inc()
+        return answer
 
     async def _announce(self, conn: Conn, event: IntegrationEvent) -> None:
         """Put an integration event in the outbox with the integration's next sequence.
@@ -350,6 +405,15 @@ class ConnectorService:
 
     async def _enqueue(self, conn: Conn, topic: str, event: AnyEvent) -> None:
         await self._repository.enqueue(conn, OutboxMessage.of(topic, event))
+
+
+def _plan_standing(plan: Plan) -> Standing:
+    error = plan_error(plan)
+    return None if error is None else ("insufficient_plan", error.message)
+
+
+def _copilot_label(check: CopilotCheck) -> str:
+    return check.plan if check.degraded_by is None else check.degraded_by[0]
 
 
 def _parse_id(text: str) -> UUID:

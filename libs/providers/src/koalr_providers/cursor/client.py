@@ -22,7 +22,6 @@ rate-limit bucket at Cursor:
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -45,10 +44,17 @@ from koalr_providers.errors import (
     InsufficientPlanError,
     InvalidApiKeyError,
     ProviderError,
-    ProviderShapeError,
     ProviderUnavailableError,
 )
-from koalr_providers.http import Answer, Endpoint, ProviderHttp, RetryPolicy, short
+from koalr_providers.http import (
+    Answer,
+    Endpoint,
+    ProviderHttp,
+    RetryPolicy,
+    short,
+    within_connect_budget,
+)
+from koalr_providers.http import parse_or_raise as read_answer
 from koalr_providers.pacing import Pacer
 from koalr_runtime.logs import get_logger
 
@@ -164,18 +170,7 @@ class CursorClient:
         :class:`ProviderUnavailableError` when Cursor cannot tell in time.
         """
         started = time.monotonic()
-        try:
-            async with asyncio.timeout(timeout_s):
-                plan = await self._detect(started + timeout_s)
-        except TimeoutError:
-            raise ProviderUnavailableError(
-                f"Cursor's API did not answer within {timeout_s:g} s. Try again in a few minutes."
-            ) from None
-        except (InvalidApiKeyError, ProviderUnavailableError):
-            raise
-        except ProviderError as exc:
-            # At connect time every other failure means "Cursor could not tell us".
-            raise ProviderUnavailableError(exc.message) from None
+        plan = await within_connect_budget("Cursor", timeout_s, self._detect, (InvalidApiKeyError,))
         log.info(
             "cursor.key_validated", plan=plan, duration_ms=round((time.monotonic() - started) * 1e3)
         )
@@ -233,7 +228,4 @@ def _expect_ok(answer: Answer, endpoint: Endpoint) -> None:
 
 
 def parse_or_raise(parse: Callable[[Any], T], body: Any) -> T:
-    try:
-        return parse(body)
-    except ProviderShapeError as exc:
-        raise ProviderError(f"Cursor sent a response this client cannot read: {exc}") from exc
+    return read_answer("Cursor", parse, body)
