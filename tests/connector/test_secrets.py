@@ -37,6 +37,9 @@ def captured_logs() -> Iterator[io.StringIO]:
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         configure_logging("DEBUG", "json", service="connector")
+    # Module-level loggers used while caching is on would keep this configuration after the
+    # test (and escape later tests' log capture): configure the same, without the cache.
+    structlog.configure(cache_logger_on_first_use=False)
     try:
         yield buffer
     finally:
