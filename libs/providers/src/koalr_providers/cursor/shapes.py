@@ -12,13 +12,14 @@ here as exact ``Decimal`` values and never passes through a float.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
 from koalr_providers.errors import ProviderShapeError
+from koalr_providers.reading import counter, json_list, json_object
 
 DAY_MS: Final[int] = 86_400_000
 UNKNOWN_MODEL: Final[str] = "unknown"
@@ -97,30 +98,6 @@ def day_start_ms(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
 
 
-def _object(body: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(body, Mapping):
-        raise ProviderShapeError(f"{what}: expected a JSON object, got {type(body).__name__}")
-    return body
-
-
-def _list(value: Any, what: str) -> Sequence[Any]:
-    if not isinstance(value, list):
-        raise ProviderShapeError(f"{what}: expected a list, got {type(value).__name__}")
-    return value
-
-
-def _int(row: Mapping[str, Any], name: str) -> int:
-    """A counter; missing or null counts as 0 (older shapes omit some counters)."""
-    value = row.get(name)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise ProviderShapeError(f"{name}: expected a number, got {value!r}")
-    if value != int(value) or value < 0:
-        raise ProviderShapeError(f"{name}: expected a non-negative integer, got {value}")
-    return int(value)
-
-
 def _cents(value: Any, name: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
         raise ProviderShapeError(f"{name}: expected an amount of cents, got {value!r}")
@@ -167,10 +144,10 @@ def _has_next(pagination: Any) -> bool:
 
 
 def parse_members(body: Any) -> list[Member]:
-    items = body if isinstance(body, list) else _object(body, "members").get("teamMembers")
+    items = body if isinstance(body, list) else json_object(body, "members").get("teamMembers")
     members: list[Member] = []
-    for item in _list(items, "teamMembers"):
-        row = _object(item, "team member")
+    for item in json_list(items, "teamMembers"):
+        row = json_object(item, "team member")
         email = _email(row.get("email"))
         if email is None:
             continue
@@ -217,11 +194,11 @@ _REQUEST_COUNTERS: Final = (
 
 
 def parse_daily_usage(body: Any) -> DailyUsagePage:
-    obj = _object(body, "daily usage")
+    obj = json_object(body, "daily usage")
     rows: list[DailyUsageRow] = []
     skipped = 0
-    for item in _list(obj.get("data"), "data"):
-        row = _object(item, "daily-usage row")
+    for item in json_list(obj.get("data"), "data"):
+        row = json_object(item, "daily-usage row")
         email = _email(row.get("email"))
         if email is None:
             skipped += 1
@@ -229,20 +206,20 @@ def parse_daily_usage(body: Any) -> DailyUsagePage:
         active = row.get("isActive")
         if not isinstance(active, bool):
             # Older unpaginated answers list active users only and may omit the flag.
-            active = any(_int(row, n) for n in (*_REQUEST_COUNTERS, "totalTabsAccepted"))
+            active = any(counter(row, n) for n in (*_REQUEST_COUNTERS, "totalTabsAccepted"))
         rows.append(
             DailyUsageRow(
                 email=email,
                 day=_row_day(row),
                 is_active=active,
-                chat=_int(row, "chatRequests"),
-                agent=_int(row, "agentRequests"),
-                composer=_int(row, "composerRequests"),
-                cmdk=_int(row, "cmdkUsages"),
-                lines_added=_int(row, "totalLinesAdded"),
-                lines_accepted=_int(row, "acceptedLinesAdded"),
-                tabs_shown=_int(row, "totalTabsShown"),
-                tabs_accepted=_int(row, "totalTabsAccepted"),
+                chat=counter(row, "chatRequests"),
+                agent=counter(row, "agentRequests"),
+                composer=counter(row, "composerRequests"),
+                cmdk=counter(row, "cmdkUsages"),
+                lines_added=counter(row, "totalLinesAdded"),
+                lines_accepted=counter(row, "acceptedLinesAdded"),
+                tabs_shown=counter(row, "totalTabsShown"),
+                tabs_accepted=counter(row, "totalTabsAccepted"),
                 user_id=_text(row.get("userId")),
             )
         )
@@ -283,11 +260,11 @@ def usage_event(
 
 
 def parse_usage_events(body: Any) -> UsageEventsPage:
-    obj = _object(body, "usage events")
+    obj = json_object(body, "usage events")
     events: list[UsageEvent] = []
     days: dict[int, date] = {}  # a page spans few days: convert each once
-    for item in _list(obj.get("usageEvents"), "usageEvents"):
-        row = _object(item, "usage event")
+    for item in json_list(obj.get("usageEvents"), "usageEvents"):
+        row = json_object(item, "usage event")
         timestamp = _timestamp_ms(row.get("timestamp"))
         day_number = timestamp // DAY_MS
         day = days.get(day_number)
@@ -314,10 +291,10 @@ def parse_usage_events(body: Any) -> UsageEventsPage:
 
 
 def parse_spend(body: Any) -> SpendPage:
-    obj = _object(body, "spend")
+    obj = json_object(body, "spend")
     rows: list[SpendRow] = []
-    for item in _list(obj.get("teamMemberSpend"), "teamMemberSpend"):
-        row = _object(item, "member spend")
+    for item in json_list(obj.get("teamMemberSpend"), "teamMemberSpend"):
+        row = json_object(item, "member spend")
         email = _email(row.get("email"))
         if email is None:
             continue

@@ -15,7 +15,7 @@ Bodies are decoded with :func:`koalr_providers.http.decode_json`, so amounts arr
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,6 +23,7 @@ from typing import Any, Final, Literal
 
 from koalr_contracts import Plan
 from koalr_providers.errors import ProviderShapeError
+from koalr_providers.reading import counter, json_list, json_object
 
 SeatPlanType = Literal["business", "enterprise", "unknown"]
 ORG_PLANS: Final[Mapping[str, Plan]] = {"business": "business", "enterprise": "enterprise"}
@@ -73,30 +74,6 @@ class UserDayRow:
     loc_added: int = 0
 
 
-def _object(body: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(body, Mapping):
-        raise ProviderShapeError(f"{what}: expected a JSON object, got {type(body).__name__}")
-    return body
-
-
-def _list(value: Any, what: str) -> Sequence[Any]:
-    if not isinstance(value, list):
-        raise ProviderShapeError(f"{what}: expected a list, got {type(value).__name__}")
-    return value
-
-
-def _count(row: Mapping[str, Any], name: str) -> int:
-    """A counter; missing or null counts as 0."""
-    value = row.get(name)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise ProviderShapeError(f"{name}: expected a number, got {value!r}")
-    if value != int(value) or value < 0:
-        raise ProviderShapeError(f"{name}: expected a non-negative integer, got {value}")
-    return int(value)
-
-
 def _optional_int(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -140,12 +117,12 @@ def _sum_by(items: Any, key: str, what: str) -> dict[str, int]:
     totals: dict[str, int] = {}
     if items is None:
         return totals
-    for item in _list(items, what):
-        cell = _object(item, what)
+    for item in json_list(items, what):
+        cell = json_object(item, what)
         name = _text(cell.get(key))
         if name is None:
             continue
-        totals[name] = totals.get(name, 0) + _count(cell, "user_initiated_interaction_count")
+        totals[name] = totals.get(name, 0) + counter(cell, "user_initiated_interaction_count")
     return totals
 
 
@@ -154,7 +131,7 @@ def _sum_by(items: Any, key: str, what: str) -> dict[str, int]:
 
 def parse_billing_plan(body: Any) -> Plan:
     """The org's plan from ``plan_type``; an org without one is priced as ``business``."""
-    plan_type = _object(body, "billing").get("plan_type")
+    plan_type = json_object(body, "billing").get("plan_type")
     if plan_type is None:
         return "business"
     plan = ORG_PLANS.get(str(plan_type).lower())
@@ -167,10 +144,10 @@ def parse_billing_plan(body: Any) -> Plan:
 
 
 def parse_seats(body: Any) -> SeatsPage:
-    obj = _object(body, "seats")
+    obj = json_object(body, "seats")
     seats: list[CopilotSeat] = []
-    for item in _list(obj.get("seats", []), "seats"):
-        seat = _object(item, "seat")
+    for item in json_list(obj.get("seats", []), "seats"):
+        seat = json_object(item, "seat")
         assignee = seat.get("assignee")
         login = _text(assignee.get("login")) if isinstance(assignee, Mapping) else None
         if login is None:
@@ -201,7 +178,7 @@ def parse_seats(body: Any) -> SeatsPage:
 
 
 def parse_download_links(body: Any) -> list[str]:
-    links = _list(_object(body, "report").get("download_links"), "download_links")
+    links = json_list(json_object(body, "report").get("download_links"), "download_links")
     if not all(isinstance(link, str) and link for link in links):
         raise ProviderShapeError("download_links: expected a list of URLs")
     return [str(link) for link in links]
@@ -223,7 +200,7 @@ def parse_report_file(content: bytes) -> list[Mapping[str, Any]]:
                     raise ProviderShapeError(f"line {number} is not JSON") from exc
     else:
         rows = list(whole) if isinstance(whole, list) else [whole]
-    return [_object(row, "report row") for row in rows]
+    return [json_object(row, "report row") for row in rows]
 
 
 def parse_user_day(row: Mapping[str, Any], day: date) -> UserDayRow | None:
@@ -237,16 +214,16 @@ def parse_user_day(row: Mapping[str, Any], day: date) -> UserDayRow | None:
         login=login,
         user_id=_optional_int(row.get("user_id")),
         day=row_day,
-        interactions=_count(row, "user_initiated_interaction_count"),
+        interactions=counter(row, "user_initiated_interaction_count"),
         model_interactions=_sum_by(
             row.get("totals_by_model_feature"), "model", "totals_by_model_feature"
         ),
         feature_interactions=_sum_by(row.get("totals_by_feature"), "feature", "totals_by_feature"),
-        cli_requests=_count(cli, "request_count") if isinstance(cli, Mapping) else 0,
-        code_generations=_count(row, "code_generation_activity_count"),
-        code_acceptances=_count(row, "code_acceptance_activity_count"),
-        loc_suggested=_count(row, "loc_suggested_to_add_sum"),
-        loc_added=_count(row, "loc_added_sum"),
+        cli_requests=counter(cli, "request_count") if isinstance(cli, Mapping) else 0,
+        code_generations=counter(row, "code_generation_activity_count"),
+        code_acceptances=counter(row, "code_acceptance_activity_count"),
+        loc_suggested=counter(row, "loc_suggested_to_add_sum"),
+        loc_added=counter(row, "loc_added_sum"),
     )
 
 
@@ -256,8 +233,10 @@ def parse_user_day(row: Mapping[str, Any], day: date) -> UserDayRow | None:
 def parse_premium_net_cents(body: Any) -> Decimal:
     """Σ ``netAmount`` (dollars) times 100 over ``usageItems``, exactly."""
     total = Decimal(0)
-    for item in _list(_object(body, "premium request usage").get("usageItems", []), "usageItems"):
-        amount = _object(item, "usage item").get("netAmount")
+    for item in json_list(
+        json_object(body, "premium request usage").get("usageItems", []), "usageItems"
+    ):
+        amount = json_object(item, "usage item").get("netAmount")
         if amount is None:
             continue
         if isinstance(amount, bool) or not isinstance(amount, int | Decimal | str):
