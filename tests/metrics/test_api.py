@@ -374,6 +374,7 @@ async def test_members_endpoint_for_admins(seeded: Seeded) -> None:
             {
                 "provider": "cursor",
                 "email": EMAILS[m],
+                "login": None,
                 "name": NAMES[m],
                 "active_days": sum(1 for r in mine if r.is_active),
                 "requests": sum(r.requests for r in mine),

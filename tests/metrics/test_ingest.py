@@ -76,7 +76,7 @@ def test_rows_carry_each_model_and_the_envelope_of_unknown_integrations() -> Non
     )
     rows = usage_rows([record])
     assert rows.member_days == [
-        (integration, DAY, "dev@x.io", "dev@x.io", "Dev", True, 5, Decimal("2.00"), T0)
+        (integration, DAY, "dev@x.io", "dev@x.io", "Dev", True, 5, Decimal("2.00"), T0, None)
     ]
     assert rows.models == [
         (integration, DAY, "dev@x.io", "gpt-5", 3, Decimal("1.25")),

@@ -215,8 +215,10 @@ class IngestService:
         self, chunk: Sequence[Record], prepared: PreparedUsage
     ) -> tuple[int, list[Rejected]]:
         snapshots = [rows for _, rows in prepared.snapshots]
+        seats = [rows for _, rows in prepared.seats]
+        day_spend = [row for _, row in prepared.day_spend]
         try:
-            outcome = await self._repo.store_usage(prepared.rows, snapshots)
+            outcome = await self._repo.store_usage(prepared.rows, snapshots, seats, day_spend)
         except Exception as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
@@ -226,7 +228,13 @@ class IngestService:
             written, refused = await self._usage_one_by_one(chunk, prepared)
         else:
             written, refused = outcome.member_days, []
-        stored = prepared.rows.member_day_count + len(snapshots) - len(refused)
+        stored = (
+            prepared.rows.member_day_count
+            + len(snapshots)
+            + len(seats)
+            + len(day_spend)
+            - len(refused)
+        )
         RECORDS.labels("usage", "stored").inc(stored)
         RECORDS.labels("usage", "superseded_in_batch").inc(prepared.superseded)
         return written, refused
@@ -257,6 +265,24 @@ class IngestService:
                 snapshot.org_id,
                 snapshot.integration_id,
                 self._repo.store_usage(NO_USAGE, [snapshot]),
+            )
+            if isinstance(outcome, Rejected):
+                refused.append(outcome)
+        for index, seats in prepared.seats:
+            outcome = await self._isolated(
+                chunk[index],
+                seats.org_id,
+                seats.integration_id,
+                self._repo.store_usage(NO_USAGE, [], [seats]),
+            )
+            if isinstance(outcome, Rejected):
+                refused.append(outcome)
+        for index, spend in prepared.day_spend:
+            outcome = await self._isolated(
+                chunk[index],
+                spend.org_id,
+                spend.integration_id,
+                self._repo.store_usage(NO_USAGE, [], [], [spend]),
             )
             if isinstance(outcome, Rejected):
                 refused.append(outcome)
@@ -382,7 +408,8 @@ class AnalyticsService:
     ) -> MembersOut:
         authorize(principal, org_id, admin_only=True)
         day_range = DayRange.ending(self._today(), days)
-        return members_document(await self._repo.member_activity(org_id, provider, day_range))
+        members = await self._repo.member_activity(org_id, provider, day_range)
+        return members_document(members, day_range)
 
     async def policy(self, principal: Principal, org_id: str) -> PolicyOut:
         authorize(principal, org_id, admin_only=True)
