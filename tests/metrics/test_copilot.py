@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -17,13 +17,16 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from faststream.kafka import KafkaBroker
 
 from koalr_contracts import AnyEvent, SyncStatusChanged, topics
+from koalr_metrics.settings import MetricsSettings
 from koalr_sandbox.testing import GithubSandboxClient, SandboxOrg, run_sandbox
 from tests.metrics.copilot import premium_spend, seats_snapshot, usage_from_row
 from tests.metrics.support import (
     auth,
     connected,
+    disconnected,
     fully_committed,
     make_settings,
     new_id,
@@ -52,6 +55,10 @@ class Seeded:
     copilot_id: uuid.UUID
     cursor_id: uuid.UUID
     seats: list[dict[str, Any]]
+    broker: KafkaBroker
+    settings: MetricsSettings
+    dsn: str
+    all_committed: Callable[[], Awaitable[bool]]
 
 
 def _iso(day: date) -> str:
@@ -178,7 +185,7 @@ async def seeded(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterat
                 )
 
             await wait_until(done, what="copilot events stored")
-            yield Seeded(client, truth, copilot_id, cursor_id, seats)
+            yield Seeded(client, truth, copilot_id, cursor_id, seats, broker, settings, dsn, done)
     finally:
         admin = await asyncpg.connect(database_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -368,3 +375,55 @@ async def test_members_allowed_to_see_spend_get_no_seats_and_suppressed_days(
         ),
         "suppressed": False,
     }
+
+
+async def test_a_purge_deletes_seats_and_day_spend_and_late_ones_are_dropped(
+    seeded: Seeded,
+) -> None:
+    org, integration = "org-purged", new_id()
+    fetched_at = datetime.now(UTC)
+    stored: list[AnyEvent] = [
+        seats_snapshot(org, integration, "enterprise", seeded.seats[:3], fetched_at=fetched_at),
+        premium_spend(
+            org,
+            integration,
+            today() - timedelta(days=1),
+            {"usageItems": [{"netAmount": "1.25"}]},
+            fetched_at=fetched_at,
+        ),
+    ]
+    usage_topic = seeded.settings.topic(topics.USAGE_RECORDS)
+    integrations_topic = seeded.settings.topic(topics.INTEGRATIONS)
+
+    async def counts() -> tuple[int, int, int]:
+        conn = await asyncpg.connect(seeded.dsn)
+        try:
+            row = await conn.fetchrow(
+                """
+                SELECT (SELECT count(*) FROM metrics.seat_snapshots WHERE integration_id = $1),
+                       (SELECT count(*) FROM metrics.seats WHERE integration_id = $1),
+                       (SELECT count(*) FROM metrics.day_spend WHERE integration_id = $1)
+                """,
+                integration,
+            )
+        finally:
+            await conn.close()
+        assert row is not None
+        return (row[0], row[1], row[2])
+
+    await publish(
+        seeded.broker, integrations_topic, [connected(org, integration, "github_copilot")]
+    )
+    await publish(seeded.broker, usage_topic, stored)
+    await wait_until(seeded.all_committed, what="seats and day spend stored")
+    assert await counts() == (1, 3, 1)
+    await publish(
+        seeded.broker,
+        integrations_topic,
+        [disconnected(org, integration, purge=True, provider="github_copilot")],
+    )
+    await wait_until(seeded.all_committed, what="purge applied")
+    assert await counts() == (0, 0, 0)
+    await publish(seeded.broker, usage_topic, stored)
+    await wait_until(seeded.all_committed, what="late events consumed")
+    assert await counts() == (0, 0, 0)
