@@ -27,6 +27,7 @@ from tests.metrics.support import (
     auth,
     connected,
     disconnected,
+    documented_body_checker,
     fully_committed,
     make_settings,
     new_id,
@@ -427,3 +428,17 @@ async def test_a_purge_deletes_seats_and_day_spend_and_late_ones_are_dropped(
     await publish(seeded.broker, usage_topic, stored)
     await wait_until(seeded.all_committed, what="late events consumed")
     assert await counts() == (0, 0, 0)
+
+
+async def test_copilot_bodies_validate_against_the_openapi_document(seeded: Seeded) -> None:
+    spec = (await seeded.client.get("/openapi.json")).json()
+    check = documented_body_checker(spec)
+    params = {"days": DAYS}
+    response = await seeded.client.get(SUMMARY, headers=auth(ORG), params=params)
+    body = check("summary", "get", response)
+    assert [("seats" in p["spend"]) for p in body["providers"]] == [False, True]
+    response = await seeded.client.get(MEMBERS, headers=auth(ORG), params=params)
+    members = check("members", "get", response)["members"]
+    assert {m["login"] is None for m in members} == {True, False}
+    seats = spec["components"]["schemas"]["SeatsOut"]
+    assert sorted(seats["required"]) == ["active_30d", "monthly_cents", "never_used", "total"]
