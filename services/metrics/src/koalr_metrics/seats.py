@@ -14,6 +14,7 @@ that step function (:class:`SeatCost`), so the summary never reads the seats the
 from __future__ import annotations
 
 import calendar
+import functools
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,13 @@ def _next_month(day: date) -> date:
 def exact_cents(value: Fraction) -> Decimal:
     """``value`` cents rounded half-even to 1e-5 cent, as an exact decimal."""
     return Decimal(round(value * UNITS_PER_CENT)).scaleb(-5)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_share(monthly_cents: int, year: int, month: int) -> Decimal:
+    """``monthly_cents`` over the days of the month, rounded half-even to 1e-5 cent. The same
+    few values come on every summary (the seat sum changes rarely): computed once."""
+    return exact_cents(Fraction(monthly_cents, calendar.monthrange(year, month)[1]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +136,7 @@ class SeatCost:
         monthly = self.monthly_on(day)
         if monthly == 0:
             return Decimal(0)
-        return exact_cents(Fraction(monthly, days_in_month(day)))
+        return _day_share(monthly, day.year, day.month)
 
 
 NO_SEAT_COST: Final = SeatCost((), ())
