@@ -4,6 +4,7 @@ side by side with Cursor, redelivered and overtaken events, and the privacy matr
 
 from __future__ import annotations
 
+import calendar
 import json
 import time
 import uuid
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import asyncpg
@@ -442,3 +444,94 @@ async def test_copilot_bodies_validate_against_the_openapi_document(seeded: Seed
     assert {m["login"] is None for m in members} == {True, False}
     seats = spec["components"]["schemas"]["SeatsOut"]
     assert sorted(seats["required"]) == ["active_30d", "monthly_cents", "never_used", "total"]
+
+
+async def test_seat_cost_through_the_api_across_a_month_with_a_cancellation_and_an_unknown_plan(
+    seeded: Seeded,
+) -> None:
+    """Seats made by hand, expectations by exact fractions: a seat granted two days before this
+    month, one whose cancellation took effect on the first of this month, an ``unknown`` seat
+    priced at the org's enterprise plan, and one granted after the range."""
+    org, integration = "org-seats", new_id()
+    end = today()
+    month = end.replace(day=1)
+    start = end - timedelta(days=DAYS - 1)
+    fetched_at = datetime.now(UTC)
+
+    def seat(login: str, created: date, **fields: Any) -> dict[str, Any]:
+        return {
+            "assignee": {"login": login, "id": len(login)},
+            "created_at": f"{created.isoformat()}T23:30:00-01:00",  # the next UTC day
+            **fields,
+        }
+
+    long_ago = start - timedelta(days=100)
+    seats = [
+        seat("ann", month - timedelta(days=3), plan_type="business"),
+        seat(
+            "bob",
+            long_ago,
+            plan_type="business",
+            pending_cancellation_date=month.isoformat(),
+            last_activity_at=(fetched_at - timedelta(days=31)).isoformat(),
+        ),
+        seat("cy", long_ago, plan_type="unknown", last_activity_at=fetched_at.isoformat()),
+        seat("dee", end + timedelta(days=1), plan_type="enterprise"),
+    ]
+    # UTC created days: ann the second to last day of last month, bob and cy long before the
+    # range, dee after today.
+    billed = {
+        "ann": (1900, month - timedelta(days=2), None),
+        "bob": (1900, long_ago + timedelta(days=1), month),
+        "cy": (3900, long_ago + timedelta(days=1), None),
+        "dee": (3900, end + timedelta(days=2), None),
+    }
+
+    def costs(login: str, day: date) -> Fraction:
+        price, first, ends = billed[login]
+        if day < first or (ends is not None and day >= ends):
+            return Fraction(0)
+        return Fraction(price, calendar.monthrange(day.year, day.month)[1])
+
+    def rounded(value: Fraction) -> Decimal:
+        return Decimal(round(value * 100_000)) / 100_000
+
+    days = [start + timedelta(days=i) for i in range(DAYS)]
+    await publish(
+        seeded.broker,
+        seeded.settings.topic(topics.INTEGRATIONS),
+        [connected(org, integration, "github_copilot")],
+    )
+    await publish(
+        seeded.broker,
+        seeded.settings.topic(topics.USAGE_RECORDS),
+        [seats_snapshot(org, integration, "enterprise", seats, fetched_at=fetched_at)],
+    )
+    await wait_until(seeded.all_committed, what="hand-made seats stored")
+    response = await seeded.client.get(
+        f"/v1/orgs/{org}/ai-analytics/summary", headers=auth(org), params={"days": DAYS}
+    )
+    spend = json.loads(response.content, parse_float=Decimal)["providers"][0]["spend"]
+    expected_daily = {d: rounded(sum((costs(s, d) for s in billed), Fraction(0))) for d in days}
+    assert {date.fromisoformat(p["date"]): p["cents"] for p in spend["daily"]} == expected_daily
+    assert spend["total_cents"] == sum(expected_daily.values(), Decimal(0))
+    assert spend["cycle"] == {
+        "start": month.isoformat(),
+        "total_cents": sum((v for d, v in expected_daily.items() if d >= month), Decimal(0)),
+    }
+    assert spend["seats"] == {
+        "total": 4,
+        "never_used": 2,
+        "active_30d": 1,
+        "monthly_cents": 1900 + 1900 + 3900 + 3900,
+    }
+    response = await seeded.client.get(
+        f"/v1/orgs/{org}/ai-analytics/members", headers=auth(org), params={"days": DAYS}
+    )
+    members = json.loads(response.content, parse_float=Decimal)["members"]
+    assert {m["login"]: m["spend_cents"] for m in members} == {
+        login: rounded(sum((costs(login, d) for d in days), Fraction(0))) for login in billed
+    }
+    assert {(m["active_days"], m["requests"], m["top_model"]) for m in members} == {(0, 0, None)}
+    assert next(m["spend_cents"] for m in members if m["login"] == "dee") == 0
+    assert next(m["spend_cents"] for m in members if m["login"] == "bob") > 0
