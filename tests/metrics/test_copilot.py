@@ -10,6 +10,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -102,93 +103,109 @@ async def _copilot_events(
 
 @pytest.fixture(scope="module")
 async def seeded(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterator[Seeded]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = f"{database_url.rpartition('/')[0]}/{name}"
+    async with _database(database_url) as dsn:
+        async for prepared in _seeded(kafka_bootstrap_servers, dsn):
+            yield prepared
+
+
+async def _seeded(kafka_bootstrap_servers: str, dsn: str) -> AsyncIterator[Seeded]:
     settings = make_settings(kafka_bootstrap_servers, dsn, f"t{uuid.uuid4().hex[:12]}")
     copilot_id, cursor_id = new_id(), new_id()
     frozen_ms = int(time.time() * 1000)
     fetched_at = datetime.fromtimestamp(frozen_ms / 1000, UTC)
-    try:
-        with run_sandbox() as base_url:
-            async with httpx.AsyncClient(base_url=base_url) as http:
-                github = GithubSandboxClient(http)
-                org = await github.create_org(
-                    seats=40,
-                    days=90,
-                    seed=12,
-                    plan="business",
-                    rate_limits_enabled=False,
-                    visible_until_ms=frozen_ms,
-                )
-                end = today()
-                truth = await github.truth(org, _iso(end - timedelta(days=DAYS - 1)), _iso(end))
-                data_through = date.fromisoformat(truth["data_through"])
-                events, seats = await _copilot_events(
-                    github, org, copilot_id, fetched_at=fetched_at, data_through=data_through
-                )
-        # Overtaken versions, published after the newer ones: a seats snapshot without the
-        # last seat and a premium day of 1 cent, both read an hour earlier.
-        earlier = fetched_at - timedelta(hours=1)
-        stale_seats = seats_snapshot(ORG, copilot_id, "business", seats[:-1], fetched_at=earlier)
-        stale_spend = premium_spend(
+    with run_sandbox() as base_url:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            github = GithubSandboxClient(http)
+            org = await github.create_org(
+                seats=40,
+                days=90,
+                seed=12,
+                plan="business",
+                rate_limits_enabled=False,
+                visible_until_ms=frozen_ms,
+            )
+            end = today()
+            truth = await github.truth(org, _iso(end - timedelta(days=DAYS - 1)), _iso(end))
+            data_through = date.fromisoformat(truth["data_through"])
+            events, seats = await _copilot_events(
+                github, org, copilot_id, fetched_at=fetched_at, data_through=data_through
+            )
+    # Overtaken versions, published after the newer ones: a seats snapshot without the
+    # last seat and a premium day of 1 cent, both read an hour earlier.
+    earlier = fetched_at - timedelta(hours=1)
+    stale_seats = seats_snapshot(ORG, copilot_id, "business", seats[:-1], fetched_at=earlier)
+    stale_spend = premium_spend(
+        ORG,
+        copilot_id,
+        end - timedelta(days=3),
+        {"usageItems": [{"netAmount": "0.01"}]},
+        fetched_at=earlier,
+    )
+    cursor_days = [end - timedelta(days=d) for d in (1, 2)]
+    cursor = [
+        usage(
             ORG,
-            copilot_id,
-            end - timedelta(days=3),
-            {"usageItems": [{"netAmount": "0.01"}]},
-            fetched_at=earlier,
+            cursor_id,
+            d,
+            f"dev{m}@corp.example",
+            {"gpt-5": (m + 1, "0.5")},
+            fetched_at=fetched_at,
         )
-        cursor_days = [end - timedelta(days=d) for d in (1, 2)]
-        cursor = [
-            usage(
-                ORG,
-                cursor_id,
-                d,
-                f"dev{m}@corp.example",
-                {"gpt-5": (m + 1, "0.5")},
-                fetched_at=fetched_at,
+        for d in cursor_days
+        for m in range(3)
+    ]
+    status = SyncStatusChanged(
+        org_id=ORG,
+        integration_id=copilot_id,
+        provider="github_copilot",
+        state="idle",
+        data_through=data_through,
+        last_success_at=fetched_at,
+    )
+    async with producer(settings) as broker, running_app(settings) as (_, client):
+        await publish(
+            broker,
+            settings.topic(topics.INTEGRATIONS),
+            [connected(ORG, copilot_id, "github_copilot"), connected(ORG, cursor_id)],
+        )
+        usage_topic = settings.topic(topics.USAGE_RECORDS)
+        # Everything twice (a redelivery), then the overtaken versions.
+        await publish(broker, usage_topic, events)
+        await publish(broker, usage_topic, [*events, stale_seats, stale_spend, *cursor])
+        await publish(broker, settings.topic(topics.SYNC_STATUS), [status])
+
+        async def done() -> bool:
+            return await _all_committed(settings)
+
+        await wait_until(done, what="copilot events stored")
+        yield Seeded(client, truth, copilot_id, cursor_id, seats, broker, settings, dsn, done)
+
+
+async def _all_committed(settings: MetricsSettings) -> bool:
+    """Every record of the three consumed topics is committed by the service's groups."""
+    return all(
+        [
+            await fully_committed(
+                settings.kafka_bootstrap_servers, settings.group(group), settings.topic(topic)
             )
-            for d in cursor_days
-            for m in range(3)
+            for group, topic in (
+                (settings.ingest_group, topics.USAGE_RECORDS),
+                (settings.integrations_group, topics.INTEGRATIONS),
+                (settings.sync_status_group, topics.SYNC_STATUS),
+            )
         ]
-        status = SyncStatusChanged(
-            org_id=ORG,
-            integration_id=copilot_id,
-            provider="github_copilot",
-            state="idle",
-            data_through=data_through,
-            last_success_at=fetched_at,
-        )
-        async with producer(settings) as broker, running_app(settings) as (_, client):
-            await publish(
-                broker,
-                settings.topic(topics.INTEGRATIONS),
-                [connected(ORG, copilot_id, "github_copilot"), connected(ORG, cursor_id)],
-            )
-            usage_topic = settings.topic(topics.USAGE_RECORDS)
-            # Everything twice (a redelivery), then the overtaken versions.
-            await publish(broker, usage_topic, events)
-            await publish(broker, usage_topic, [*events, stale_seats, stale_spend, *cursor])
-            await publish(broker, settings.topic(topics.SYNC_STATUS), [status])
+    )
 
-            async def done() -> bool:
-                return all(
-                    [
-                        await fully_committed(
-                            kafka_bootstrap_servers, settings.group(group), settings.topic(topic)
-                        )
-                        for group, topic in (
-                            (settings.ingest_group, topics.USAGE_RECORDS),
-                            (settings.integrations_group, topics.INTEGRATIONS),
-                            (settings.sync_status_group, topics.SYNC_STATUS),
-                        )
-                    ]
-                )
 
-            await wait_until(done, what="copilot events stored")
-            yield Seeded(client, truth, copilot_id, cursor_id, seats, broker, settings, dsn, done)
+@asynccontextmanager
+async def _database(database_url: str) -> AsyncIterator[str]:
+    """A new database, dropped on exit; yields its URL."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield f"{database_url.rpartition('/')[0]}/{name}"
     finally:
         admin = await asyncpg.connect(database_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -535,3 +552,35 @@ async def test_seat_cost_through_the_api_across_a_month_with_a_cancellation_and_
     assert {(m["active_days"], m["requests"], m["top_model"]) for m in members} == {(0, 0, None)}
     assert next(m["spend_cents"] for m in members if m["login"] == "dee") == 0
     assert next(m["spend_cents"] for m in members if m["login"] == "bob") > 0
+
+
+async def test_a_replay_into_a_new_database_gives_the_same_documents(
+    seeded: Seeded, database_url: str
+) -> None:
+    """The topics read again from the start by new consumer groups into an empty database: the
+    same summary and members, redelivered and overtaken events included."""
+    paths: list[tuple[str, dict[str, str | int]]] = [
+        (SUMMARY, {"days": DAYS}),
+        (SUMMARY, {"days": DAYS, "provider": "github_copilot"}),
+        (MEMBERS, {"days": DAYS}),
+    ]
+    before = [
+        (await seeded.client.get(path, headers=auth(ORG), params=params)).content
+        for path, params in paths
+    ]
+    async with _database(database_url) as dsn:
+        replay = seeded.settings.model_copy(
+            update={
+                "database_url": dsn,
+                "ingest_group": "metrics-ingest-replay",
+                "integrations_group": "metrics-integrations-replay",
+                "sync_status_group": "metrics-sync-status-replay",
+            }
+        )
+        async with running_app(replay) as (_, client):
+            await wait_until(lambda: _all_committed(replay), what="topics replayed")
+            after = [
+                (await client.get(path, headers=auth(ORG), params=params)).content
+                for path, params in paths
+            ]
+    assert after == before
