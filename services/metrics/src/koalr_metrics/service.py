@@ -26,17 +26,20 @@ from koalr_metrics.analytics import (
 from koalr_metrics.decoder import UsageDecoder
 from koalr_metrics.ingest import (
     NO_USAGE,
+    DaySpendRow,
     IntegrationEvent,
     PreparedUsage,
     ProjectionBatch,
     Record,
     Rejected,
+    SeatsRows,
+    SnapshotRows,
     decode_integration_batch,
     decode_sync_status_batch,
     decode_usage,
     usage_copy,
 )
-from koalr_metrics.repository import MetricsRepository, is_transient
+from koalr_metrics.repository import MetricsRepository, StoreOutcome, is_transient
 from koalr_metrics.schemas import MembersOut, PolicyOut, SummaryOut
 from koalr_runtime.auth import Principal, authorize
 from koalr_runtime.kafka import dead_letter_for
@@ -259,34 +262,26 @@ class IngestService:
                 refused.append(outcome)
             else:
                 written += 1
-        for index, snapshot in prepared.snapshots:
+        others: list[tuple[int, SnapshotRows | SeatsRows | DaySpendRow]] = [
+            *prepared.snapshots,
+            *prepared.seats,
+            *prepared.day_spend,
+        ]
+        for index, row in others:
             outcome = await self._isolated(
-                chunk[index],
-                snapshot.org_id,
-                snapshot.integration_id,
-                self._repo.store_usage(NO_USAGE, [snapshot]),
-            )
-            if isinstance(outcome, Rejected):
-                refused.append(outcome)
-        for index, seats in prepared.seats:
-            outcome = await self._isolated(
-                chunk[index],
-                seats.org_id,
-                seats.integration_id,
-                self._repo.store_usage(NO_USAGE, [], [seats]),
-            )
-            if isinstance(outcome, Rejected):
-                refused.append(outcome)
-        for index, spend in prepared.day_spend:
-            outcome = await self._isolated(
-                chunk[index],
-                spend.org_id,
-                spend.integration_id,
-                self._repo.store_usage(NO_USAGE, [], [], [spend]),
+                chunk[index], row.org_id, row.integration_id, self._store_alone(row)
             )
             if isinstance(outcome, Rejected):
                 refused.append(outcome)
         return written, refused
+
+    async def _store_alone(self, row: SnapshotRows | SeatsRows | DaySpendRow) -> StoreOutcome:
+        """Store one snapshot or day spend in its own transaction."""
+        if isinstance(row, SnapshotRows):
+            return await self._repo.store_usage(NO_USAGE, [row])
+        if isinstance(row, SeatsRows):
+            return await self._repo.store_usage(NO_USAGE, [], [row])
+        return await self._repo.store_usage(NO_USAGE, [], [], [row])
 
     @staticmethod
     async def _isolated(
