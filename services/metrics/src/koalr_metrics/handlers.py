@@ -22,7 +22,6 @@ from koalr_metrics.service import (
     STORE_FAILURES,
     AnalyticsService,
     IngestService,
-    RetryPause,
     StoreUnavailable,
     SubmittedUsage,
 )
@@ -30,6 +29,7 @@ from koalr_metrics.settings import MetricsSettings
 from koalr_runtime.auth import JwtAuthenticator, Principal, authorize
 from koalr_runtime.kafka import publish_events
 from koalr_runtime.logs import bind_correlation, get_logger
+from koalr_runtime.retry import RetryPause
 
 log = get_logger(__name__)
 

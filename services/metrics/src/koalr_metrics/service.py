@@ -12,7 +12,6 @@ from typing import Literal, TypeVar
 from uuid import UUID
 
 from prometheus_client import Counter, Histogram
-from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
 from koalr_contracts import DeadLetter, Provider, SyncStatusChanged
 from koalr_metrics.analytics import (
@@ -89,34 +88,6 @@ class IngestStats:
     """Usage batches handed to the decoder, including those later left for a re-read."""
     batches_left_for_later: int = 0
     """Usage batches read before a failed batch was sought back, dropped to be read again."""
-
-
-class RetryPause:
-    """The pause before the next attempt at a batch PostgreSQL (or Kafka) could not take.
-
-    A failed batch is not retried in place: the consumer seeks back to it and returns, so it keeps
-    polling (and stays in its group) however long the database is down, and no attempt limit
-    ever drops the batch. What grows with consecutive failures is this pause: tenacity's
-    exponential backoff with jitter (``wait_exponential_jitter``, the policy the project's retries
-    use through stamina), ``initial_s`` doubling up to ``max_s`` plus up to ``initial_s`` of
-    jitter, never above ``max_s``. A stored batch resets it.
-    """
-
-    def __init__(self, initial_s: float, max_s: float) -> None:
-        self._wait = wait_exponential_jitter(
-            multiplier=initial_s, max=max(max_s, initial_s), jitter=initial_s
-        )
-        self._failures = RetryCallState(AsyncRetrying(wait=self._wait), None, (), {})
-        self._failures.attempt_number = 0
-
-    def next_delay_s(self) -> float:
-        """The pause after one more consecutive failure."""
-        self._failures.attempt_number += 1
-        return self._wait(self._failures)
-
-    def reset(self) -> None:
-        """A batch was stored: the next failure starts from ``initial_s`` again."""
-        self._failures.attempt_number = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from koalr_contracts import (
 from koalr_runtime.kafka import dead_letter_for, publish_event
 from koalr_runtime.logs import bind_correlation, get_logger
 from koalr_runtime.pgerrors import is_permanent, is_transient
+from koalr_runtime.retry import RetryPause
 from koalr_syncer.service import (
     BadMessageError,
     IntegrationBusyError,
@@ -52,6 +53,7 @@ log = get_logger(__name__)
 
 MAX_FAILURES_BEFORE_DEAD_LETTER: Final[int] = 5
 INFRA_BACKOFF_MAX_S: Final[float] = 30.0
+MESSAGE_RETRY_PAUSE: Final = RetryPause(initial_s=0.5, max_s=INFRA_BACKOFF_MAX_S)
 RETRIED_ERRORS: Final = (
     KafkaError,
     OSError,
@@ -128,7 +130,7 @@ async def _consume(
         )
     except Exception as exc:  # noqa: BLE001 - retried below, never dropped
         count = failures.add(record)
-        delay = min(INFRA_BACKOFF_MAX_S, 0.5 * 2 ** (count - 1))
+        delay = MESSAGE_RETRY_PAUSE.delay_after(count)
         log.warning(
             "message.retry",
             error_type=type(exc).__name__,
@@ -187,7 +189,7 @@ async def _process(
             count = failures.add(record)
             log.exception("message.failed", error_type=type(exc).__name__, attempt=count)
             if count < MAX_FAILURES_BEFORE_DEAD_LETTER:
-                await asyncio.sleep(min(INFRA_BACKOFF_MAX_S, 0.5 * 2 ** (count - 1)))
+                await asyncio.sleep(MESSAGE_RETRY_PAUSE.delay_after(count))
                 await _seek_back(msg)
                 return
         await _dead_letter(broker, dead_letter_topic, record, group, exc, event=event)

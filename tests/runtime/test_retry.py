@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from koalr_metrics.service import RetryPause
+from koalr_runtime.retry import RetryPause
 
 
 def test_the_pause_doubles_with_jitter_up_to_the_cap_and_a_success_resets_it() -> None:
@@ -25,3 +25,10 @@ def test_the_cap_is_never_below_the_first_pause(
 ) -> None:
     pause = RetryPause(initial_s=initial_s, max_s=max_s)
     assert [pause.next_delay_s() for _ in range(3)] == [expected] * 3
+
+
+def test_a_caller_counting_failures_itself_gets_the_same_schedule() -> None:
+    pause = RetryPause(initial_s=0.5, max_s=30)
+    for failures, base in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0)):
+        assert base <= pause.delay_after(failures) <= base + 0.5
+    assert pause.delay_after(10) == 30.0
