@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from uuid import uuid4
 
 from koalr_syncer.model import DueRepair, EventOrder, Run, RunStatus, order_of
-from koalr_syncer.service.runner import final_day_read
+from koalr_syncer.service.readers import final_day_read
 
 LAST = uuid4()
 
