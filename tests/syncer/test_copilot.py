@@ -91,7 +91,7 @@ async def test_a_copilot_backfill_equals_the_truth_of_every_published_day(
     assert {r["status"] for r in log} == {200}
 
 
-async def test_with_the_metrics_policy_off_seats_and_spend_still_sync(
+async def test_with_the_metrics_policy_off_seats_and_spend_still_sync_until_it_is_enabled(
     *,
     clock: ClockView,
     github: GithubSandboxClient,
@@ -109,32 +109,52 @@ async def test_with_the_metrics_policy_off_seats_and_spend_still_sync(
         last = out.last_status(event.integration_id)
         return last is not None and last.state == "error"
 
-    async with collecting(settings) as out:
+    async def integration_status() -> tuple[str, str | None]:
+        row = await db.fetchrow(
+            "SELECT status, status_reason FROM syncer.integrations WHERE integration_id = $1",
+            event.integration_id,
+        )
+        assert row is not None
+        return row["status"], row["status_reason"]
+
+    first, last = clock.window(30)
+    async with collecting(settings, with_jobs=True) as out:
         await start_syncer(settings)
         await publish(settings, topics.INTEGRATIONS, event)
         await wait_for(finished, 60, "the backfill to end")
         await wait_for(lambda: len(out.seats) == 1, 10, "the seats")
-    first, last = clock.window(30)
+        assert out.records == []
+        statuses = list(out.statuses_of(event.integration_id))
+        # Every status keeps the integration degraded; the last one says what to enable.
+        assert {s.reason_code for s in statuses} == {"metrics_disabled"}
+        final = statuses[-1]
+        assert final.state == "error"
+        assert final.message is not None
+        assert '"Copilot usage metrics" policy' in final.message
+        assert "seats and premium-request spend still are" in final.message
+        assert final.data_through is None
+        assert await integration_status() == ("degraded", "metrics_disabled")
+        assert await db.fetchval("SELECT count(*) FROM syncer.complete_days") == 0
+
+        # An owner enables the policy: the next scheduled sync reads every day it missed.
+        await github.configure(org, metrics_policy=True)
+        await db.execute(
+            "UPDATE syncer.schedules SET next_run_at = now() WHERE integration_id = $1",
+            event.integration_id,
+        )
+        await wait_for(lambda: out.is_idle(event.integration_id), 60, "the scheduled sync")
     truth = await truth_of(github, org, first, last)
-    assert out.records == []
+    assert assert_copilot_exact(out.records_of(event.integration_id), truth, first, last) > 100
+    (scheduled,) = [j for j in out.jobs if j.reason == "scheduled" and j.cursor is None]
+    assert (scheduled.window_start, scheduled.window_end) == (first, last)
+    assert await integration_status() == ("active", None)
+    resumed = out.last_status(event.integration_id)
+    assert resumed is not None
+    assert resumed.reason_code is None
+    assert resumed.data_through == date.fromisoformat(truth["data_through"])
+
     assert_premium_exact(out.day_spends, truth, first, clock.today() - timedelta(days=1))
     assert_seats_exact(out.seats[0], truth, clock.now(), first, last)
-    statuses = out.statuses_of(event.integration_id)
-    # Every status keeps the integration degraded; the last one says what to enable.
-    assert {s.reason_code for s in statuses} == {"metrics_disabled"}
-    final = statuses[-1]
-    assert final.state == "error"
-    assert final.message is not None
-    assert '"Copilot usage metrics" policy' in final.message
-    assert "seats and premium-request spend still are" in final.message
-    assert final.data_through is None
-    row = await db.fetchrow(
-        "SELECT status, status_reason FROM syncer.integrations WHERE integration_id = $1",
-        event.integration_id,
-    )
-    assert row is not None
-    assert (row["status"], row["status_reason"]) == ("degraded", "metrics_disabled")
-    assert await db.fetchval("SELECT count(*) FROM syncer.complete_days") == 0
 
 
 async def test_a_revoked_token_fails_the_integration_until_a_new_token_resumes_it(
