@@ -227,7 +227,7 @@ class Readers:
             base_s=settings.retry_base_s,
             max_s=settings.retry_max_s,
         )
-        self._github_policy = cursor.RetryPolicy(
+        self._github_policy = github.RetryPolicy(
             max_retries=settings.http_max_retries,
             rate_limit_retries=settings.http_rate_limit_retries,
             base_s=settings.retry_base_s,
