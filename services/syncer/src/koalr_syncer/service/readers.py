@@ -24,6 +24,7 @@ import httpx
 
 from koalr_contracts import AnyEvent, ErrorCode, Plan, Provider
 from koalr_providers import cursor, github
+from koalr_providers.errors import ProviderError
 from koalr_providers.pacing import HeaderPacer, RateLimiter
 from koalr_syncer.copilot import copilot_usage_records, premium_day_spend, seats_snapshot
 from koalr_syncer.fetch import read_daily_usage, read_spend, read_usage_events
@@ -45,7 +46,7 @@ class ChunkRead:
     """The oldest day read: the run continues with the day before."""
     complete_days: list[date]
     """The days read whole; the others of ``[read_from, last]`` stay incomplete."""
-    refused: github.ProviderError | None = None
+    refused: ProviderError | None = None
     """Data the provider refused while the rest was read (the integration is degraded)."""
     lifted: ErrorCode | None = None
     """A degradation the chunk showed is over (the refused data answered again)."""
