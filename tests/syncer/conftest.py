@@ -16,7 +16,7 @@ from koalr_runtime.db import create_pool
 from koalr_runtime.migrations import migrate
 from koalr_runtime.sealing import Sealer, generate_key_entry
 from koalr_sandbox.clock import Clock, ManualClock, SystemClock
-from koalr_sandbox.testing import SandboxClient, run_sandbox
+from koalr_sandbox.testing import GithubSandboxClient, SandboxClient, run_sandbox
 from koalr_syncer.app import MIGRATIONS, SyncerRuntime
 from koalr_syncer.settings import SyncerSettings
 
@@ -100,6 +100,17 @@ async def sandbox(sandbox_url: str) -> AsyncIterator[SandboxClient]:
         yield SandboxClient(http, defaults=SMALL_TEAM)
 
 
+#: A small Copilot org: 40 days of history, so a 30-day backfill has published and unpublished days.
+SMALL_ORG: dict[str, Any] = {"plan": "business", "seats": 15, "days": 40, "seed": 5}
+
+
+@pytest.fixture
+async def github(sandbox_url: str) -> AsyncIterator[GithubSandboxClient]:
+    """The sandbox's GitHub half, on the same frozen clock as its Cursor half."""
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as http:
+        yield GithubSandboxClient(http, defaults=SMALL_ORG)
+
+
 @pytest.fixture
 def live_sandbox_url() -> Iterator[str]:
     """A sandbox on the system clock: rate-limit windows and Retry-After run in real time."""
@@ -130,6 +141,8 @@ def make_settings(
             "topic_partitions": 3,
             "sealing_keys": sealing_keys,
             "cursor_api_base_url": base_url,
+            "github_api_base_url": base_url,
+            "github_throttle_base_s": 0.5,
             "http_read_timeout_s": 2.0,
             "http_connect_timeout_s": 2.0,
             "retry_base_s": 0.05,

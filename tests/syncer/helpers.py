@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -17,19 +17,22 @@ from aiokafka.partitioner import murmur2
 
 from koalr_contracts import (
     CycleSpendSnapshot,
+    DaySpend,
     DeadLetter,
     IntegrationConnected,
     Plan,
+    SeatsSnapshot,
     SyncJobRequested,
     SyncStatusChanged,
     UsageRecord,
     decode_event,
     topics,
 )
+from koalr_providers.github.definitions import seat_price_cents, seats_cents
 from koalr_runtime.kafka import ensure_topics, make_broker, publish_event
 from koalr_runtime.sealing import Sealer
 from koalr_runtime.settings import ServiceSettings
-from koalr_sandbox.testing import SandboxClient, SandboxTeam
+from koalr_sandbox.testing import SandboxClient, SandboxOrg, SandboxTeam
 
 ORG = "org_tests"
 
@@ -63,6 +66,30 @@ def connected_event(
         status="degraded" if degraded else "active",
         status_reason="insufficient_plan" if degraded else None,
         sealed_credential=sealer.seal(team.api_key, context=str(integration_id)),
+        backfill_days=backfill_days,
+    )
+
+
+def copilot_connected_event(
+    sealer: Sealer,
+    org: SandboxOrg,
+    *,
+    plan: Plan = "business",
+    metrics_enabled: bool = True,
+    backfill_days: int = 30,
+) -> IntegrationConnected:
+    """A GitHub Copilot org connected as the connector announces it (``degraded`` with
+    ``metrics_disabled`` when its reports are refused)."""
+    integration_id = uuid4()
+    return IntegrationConnected(
+        org_id=ORG,
+        integration_id=integration_id,
+        provider="github_copilot",
+        external_id=org.org,
+        plan=plan,
+        status="active" if metrics_enabled else "degraded",
+        status_reason=None if metrics_enabled else "metrics_disabled",
+        sealed_credential=sealer.seal(org.token, context=str(integration_id)),
         backfill_days=backfill_days,
     )
 
@@ -101,6 +128,8 @@ async def wait_for(
 class Collected:
     records: list[UsageRecord] = field(default_factory=list)
     snapshots: list[CycleSpendSnapshot] = field(default_factory=list)
+    seats: list[SeatsSnapshot] = field(default_factory=list)
+    day_spends: list[DaySpend] = field(default_factory=list)
     statuses: list[SyncStatusChanged] = field(default_factory=list)
     jobs: list[SyncJobRequested] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -168,6 +197,10 @@ async def collecting(
                         collected.records.append(event)
                     elif isinstance(event, CycleSpendSnapshot):
                         collected.snapshots.append(event)
+                    elif isinstance(event, SeatsSnapshot):
+                        collected.seats.append(event)
+                    elif isinstance(event, DaySpend):
+                        collected.day_spends.append(event)
                     elif isinstance(event, SyncStatusChanged):
                         collected.statuses.append(event)
                     elif isinstance(event, SyncJobRequested):
@@ -260,3 +293,96 @@ async def truth_of(sandbox: SandboxClient, team: SandboxTeam, first: date, last:
 
 def url_of(sandbox: SandboxClient) -> str:
     return str(sandbox.http.base_url).rstrip("/")
+
+
+def latest_day_spend(spends: Iterable[DaySpend]) -> dict[date, DaySpend]:
+    """What the metrics store keeps: the newest fetched_at per day."""
+    latest: dict[date, DaySpend] = {}
+    for spend in spends:
+        kept = latest.get(spend.day)
+        if kept is None or spend.fetched_at >= kept.fetched_at:
+            latest[spend.day] = spend
+    return latest
+
+
+def assert_copilot_exact(
+    records: Iterable[UsageRecord], truth: Mapping[str, Any], first: date, last: date
+) -> int:
+    """Every day of ``[first, last]`` matches the sandbox's Copilot truth (section 6b): DAU,
+    requests and every model's requests of the published days, nothing for the others, and per
+    member the active days, requests and models. Returns the member-days compared."""
+    latest = [r for (day, _), r in latest_per_member_day(records).items() if first <= day <= last]
+    assert all(r.member.login is not None and r.member.email is None for r in latest)
+    assert all(r.charged_cents == 0 and r.is_active for r in latest)
+    by_day: dict[str, list[UsageRecord]] = {}
+    by_member: dict[str, list[UsageRecord]] = {}
+    for record in latest:
+        by_day.setdefault(record.day.isoformat(), []).append(record)
+        by_member.setdefault(str(record.member.login), []).append(record)
+
+    def model_totals(rows: Iterable[UsageRecord]) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for row in rows:
+            for model in row.models:
+                totals[model.model] = totals.get(model.model, 0) + model.requests
+        return totals
+
+    for day, expected in truth["days"].items():
+        if not first.isoformat() <= day <= last.isoformat():
+            continue
+        got = by_day.get(day, [])
+        if not expected["reported"]:
+            assert got == [], f"{day} is not published, yet records were published for it"
+            continue
+        assert (len(got), sum(r.requests for r in got), model_totals(got)) == (
+            expected["dau"],
+            expected["requests"],
+            expected["models"],
+        ), day
+    active = {login: m for login, m in truth["members"].items() if m["active_days"] > 0}
+    assert set(by_member) == set(active)
+    for login, expected in active.items():
+        got = by_member[login]
+        assert (len(got), sum(r.requests for r in got), model_totals(got)) == (
+            expected["active_days"],
+            expected["requests"],
+            expected["models"],
+        ), login
+    return len(latest)
+
+
+def assert_premium_exact(
+    spends: Iterable[DaySpend], truth: Mapping[str, Any], first: date, last: date
+) -> None:
+    """One premium-request DaySpend per day of ``[first, last]`` (0 included), equal to the
+    truth's ``premium_cents``."""
+    latest = latest_day_spend(spends)
+    expected = {
+        date.fromisoformat(day): Decimal(row["premium_cents"])
+        for day, row in truth["days"].items()
+        if first <= date.fromisoformat(day) <= last
+    }
+    assert {day: latest[day].cents for day in expected if day in latest} == expected
+    assert all(s.source == "premium_requests" for s in latest.values())
+
+
+def assert_seats_exact(
+    snapshot: SeatsSnapshot, truth: Mapping[str, Any], now: datetime, first: date, last: date
+) -> None:
+    """The seats equal the truth's seats block, and the seat cost they give each day of
+    ``[first, last]`` equals the truth's ``seat_cents``."""
+    seats = snapshot.seats
+    month_ago = now - timedelta(days=30)
+    got = {
+        "total": len(seats),
+        "never_used": sum(1 for s in seats if s.last_activity_at is None),
+        "active_30d": sum(
+            1 for s in seats if s.last_activity_at is not None and s.last_activity_at >= month_ago
+        ),
+        "monthly_cents": str(sum(seat_price_cents(s.plan_type, snapshot.plan) for s in seats)),
+    }
+    assert got == truth["seats"]
+    for day, row in truth["days"].items():
+        if first <= date.fromisoformat(day) <= last:
+            cost = seats_cents(seats, date.fromisoformat(day), snapshot.plan)
+            assert cost == Decimal(row["seat_cents"]), day

@@ -19,6 +19,7 @@ def worker_env(settings: SyncerSettings, port: int) -> dict[str, str]:
         "KOALR_TOPIC_PARTITIONS": str(settings.topic_partitions),
         "KOALR_SEALING_KEYS": settings.sealing_keys.get_secret_value(),
         "CURSOR_API_BASE_URL": settings.cursor_api_base_url,
+        "GITHUB_API_BASE_URL": settings.github_api_base_url,
         "LOG_LEVEL": "INFO",
         "LOG_FORMAT": "json",
         "SYNCER_PORT": str(port),
@@ -36,6 +37,7 @@ def worker_env(settings: SyncerSettings, port: int) -> dict[str, str]:
         "rate_limit_default",
         "rate_limit_usage_events",
         "rate_window_s",
+        "github_throttle_base_s",
         "db_pool_size",
     ):
         env[f"SYNCER_{name.upper()}"] = str(getattr(settings, name))

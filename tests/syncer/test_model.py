@@ -1,12 +1,14 @@
-"""Pure rules of the syncer's state: event order, repair windows, the newest final day."""
+"""Pure rules of the syncer's state: event order, repair windows, scheduled windows, the newest
+final day."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from uuid import uuid4
 
-from koalr_syncer.model import DueRepair, EventOrder, Run, RunStatus, order_of
-from koalr_syncer.service.runner import final_day_read
+from koalr_contracts import Provider
+from koalr_syncer.model import DueRepair, DueSchedule, EventOrder, Run, RunStatus, order_of
+from koalr_syncer.service.readers import final_day_read
 
 LAST = uuid4()
 
@@ -67,3 +69,31 @@ def test_data_through_is_the_newest_day_no_longer_re_read() -> None:
     assert final_day_read(run(date(2026, 3, 28), today), today, 3) == date(2026, 3, 27)
     assert final_day_read(run(date(2026, 3, 29), today), today, 3) is None
     assert final_day_read(run(date(2026, 3, 1), date(2026, 3, 10)), today, 3) == date(2026, 3, 10)
+
+
+def schedule(provider: Provider, oldest_incomplete: date | None) -> DueSchedule:
+    return DueSchedule(
+        integration_id=uuid4(),
+        org_id="org",
+        provider=provider,
+        correlation_id=uuid4(),
+        next_run_at=datetime(2026, 3, 30, tzinfo=UTC),
+        interval_s=3600.0,
+        oldest_incomplete=oldest_incomplete,
+    )
+
+
+def test_scheduled_copilot_syncs_reach_back_to_the_oldest_unpublished_day() -> None:
+    today = date(2026, 3, 30)
+    # GitHub published 03-27 today; the last three days alone would never read it again.
+    assert schedule("github_copilot", date(2026, 3, 27)).window(today, 3) == (
+        date(2026, 3, 27),
+        today,
+    )
+    assert schedule("github_copilot", date(2026, 3, 29)).window(today, 3) == (
+        date(2026, 3, 28),
+        today,
+    )
+    assert schedule("github_copilot", None).window(today, 3) == (date(2026, 3, 28), today)
+    # Cursor's incomplete days are repaired, not re-read by every scheduled sync.
+    assert schedule("cursor", date(2026, 3, 10)).window(today, 3) == (date(2026, 3, 28), today)

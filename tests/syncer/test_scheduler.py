@@ -154,7 +154,10 @@ async def test_due_retries_are_published_as_continuations(
         window_end=clock.today(),
         correlation_id=uuid4(),
     )
-    await runs.advance_run(run.run_id, clock.today() - timedelta(days=9), clock.today())
+    read_from = clock.today() - timedelta(days=9)
+    await runs.advance_run(
+        run.run_id, read_from, [read_from + timedelta(days=i) for i in range(10)]
+    )
     await runs.set_run_status(
         run_id, RunStatus.RETRYING, error_code="provider_unavailable", retry_in_s=-1, attempt=2
     )

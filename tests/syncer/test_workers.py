@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -11,14 +12,18 @@ import pytest
 from koalr_contracts import topics
 from koalr_devstack.kafka import wait_for_group
 from koalr_runtime.sealing import Sealer
-from koalr_sandbox.testing import SandboxClient
+from koalr_sandbox.testing import GithubSandboxClient, SandboxClient
 from koalr_syncer.settings import SyncerSettings
 from tests.syncer.conftest import MakeSettings
 from tests.syncer.helpers import (
+    Collected,
+    assert_copilot_exact,
     assert_cycle_exact,
     assert_exact,
+    assert_premium_exact,
     collecting,
     connected_event,
+    copilot_connected_event,
     integration_on_partition,
     publish,
     truth_of,
@@ -96,22 +101,53 @@ async def test_a_worker_killed_mid_backfill_loses_nothing(
     event = connected_event(sealer, team)
     async with collecting(settings, with_jobs=True) as out:
         await publish(settings, topics.INTEGRATIONS, event)
-
-        def part_way() -> bool:
-            last = out.last_status(event.integration_id)
-            return last is not None and last.progress is not None and last.progress.done >= 6
-
-        await wait_for(part_way, 60, "the backfill to be part-way")
-        handled = [await w.jobs_handled() for w in workers]
-        owner, survivor = workers if handled[0] > 0 else reversed(workers)
-        owner.kill()
-        last = out.last_status(event.integration_id)
-        assert last is not None
-        assert last.progress is not None
-        assert last.progress.done < 30, "killed before the backfill finished"
-        await wait_for(lambda: out.is_idle(event.integration_id), 90, "the survivor to finish")
-    assert await survivor.jobs_handled() > 0
+        await kill_the_owner_part_way(out, event.integration_id, workers)
     first, last_day = out.backfill_window(event.integration_id)  # by the workers' clock
     truth = await truth_of(sandbox, team, first, last_day)
     assert assert_exact(out.records_of(event.integration_id), truth, first, last_day) > 50
     assert_cycle_exact(out.snapshots_of(event.integration_id)[-1], truth)
+
+
+async def test_a_worker_killed_mid_copilot_backfill_loses_nothing(
+    *,
+    github: GithubSandboxClient,
+    sandbox_url: str,
+    sealer: Sealer,
+    make_settings: MakeSettings,
+    start_workers: StartWorker,
+) -> None:
+    settings = make_settings(sandbox_url, worker_concurrency=1, chunk_days=2)
+    workers = [await start_workers(settings), await start_workers(settings)]
+    await wait_for_group(settings.kafka_bootstrap_servers, settings.group("syncer-workers"), 2, 30)
+    org = await github.create_org(latency_ms=40, seed=12)
+    event = copilot_connected_event(sealer, org)
+    async with collecting(settings, with_jobs=True) as out:
+        await publish(settings, topics.INTEGRATIONS, event)
+        await kill_the_owner_part_way(out, event.integration_id, workers)
+    first, last_day = out.backfill_window(event.integration_id)  # by the workers' clock
+    truth = await github.truth(org, first.isoformat(), last_day.isoformat())
+    assert assert_copilot_exact(out.records_of(event.integration_id), truth, first, last_day) > 100
+    assert_premium_exact(out.day_spends, truth, first, last_day - timedelta(days=1))
+    assert len(out.seats) >= 1
+
+
+async def kill_the_owner_part_way(
+    out: Collected, integration_id: UUID, workers: list[WorkerProcess]
+) -> None:
+    """SIGKILL the worker running the backfill once 6 days are complete; the survivor finishes."""
+
+    def part_way() -> bool:
+        last = out.last_status(integration_id)
+        return last is not None and last.progress is not None and last.progress.done >= 6
+
+    await wait_for(part_way, 60, "the backfill to be part-way")
+    handled = [await w.jobs_handled() for w in workers]
+    owner, survivor = workers if handled[0] > 0 else reversed(workers)
+    owner.kill()
+    last = out.last_status(integration_id)
+    assert last is not None
+    assert last.progress is not None
+    assert last.state == "syncing", "killed before the backfill finished"
+    assert last.progress.done < last.progress.total
+    await wait_for(lambda: out.is_idle(integration_id), 90, "the survivor to finish")
+    assert await survivor.jobs_handled() > 0

@@ -16,8 +16,7 @@ import httpx
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from koalr_contracts import AnyEvent, topics
-from koalr_providers.pacing import RateLimiter
+from koalr_contracts import AnyEvent, Provider, topics
 from koalr_runtime.db import create_pool, wait_for_postgres
 from koalr_runtime.http import install_error_handlers, install_observability
 from koalr_runtime.kafka import ensure_topics, make_broker, publish_events, wait_for_kafka
@@ -41,6 +40,7 @@ from koalr_syncer.service import (
     StatusReporter,
     utc_now,
 )
+from koalr_syncer.service.readers import Readers
 from koalr_syncer.settings import SyncerSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -84,7 +84,7 @@ class SyncerRuntime:
         self._jobs: JobRunner | None = None
         self._scheduler: Scheduler | None = None
         self._pool: asyncpg.Pool[Any] | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._http: dict[Provider, httpx.AsyncClient] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
     @property
@@ -123,14 +123,21 @@ class SyncerRuntime:
             [settings.topic(t) for t in topics.ALL_TOPICS],
             partitions=settings.topic_partitions,
         )
-        self._http = httpx.AsyncClient(
-            base_url=settings.cursor_api_base_url,
-            timeout=httpx.Timeout(
-                settings.http_read_timeout_s, connect=settings.http_connect_timeout_s
-            ),
-            headers={"Accept": "application/json", "User-Agent": "koalr-syncer/0.1"},
-            transport=self._transport,
-        )
+        base_urls: dict[Provider, str] = {
+            "cursor": settings.cursor_api_base_url,
+            "github_copilot": settings.github_api_base_url,
+        }
+        self._http = {
+            provider: httpx.AsyncClient(
+                base_url=base_url,
+                timeout=httpx.Timeout(
+                    settings.http_read_timeout_s, connect=settings.http_connect_timeout_s
+                ),
+                headers={"Accept": "application/json", "User-Agent": "koalr-syncer/0.1"},
+                transport=self._transport,
+            )
+            for provider, base_url in base_urls.items()
+        }
         publisher: Publisher = KafkaPublisher(self.broker, settings)
         if self._wrap_publisher is not None:
             publisher = self._wrap_publisher(publisher)
@@ -149,12 +156,12 @@ class SyncerRuntime:
             settings=settings,
             integrations=integrations,
             runs=RunRepository(self._pool),
-            members=MemberRepository(self._pool),
+            readers=Readers(
+                settings=settings, http=self._http, members=MemberRepository(self._pool)
+            ),
             publisher=publisher,
             status=status,
             sealer=sealer,
-            http=self._http,
-            limiter=RateLimiter(settings.rate_limits, settings.rate_window_s),
             now=self._now,
         )
         self._scheduler = Scheduler(
@@ -180,9 +187,9 @@ class SyncerRuntime:
                 await self._loop_task
             self._loop_task = None
         await self.broker.stop()
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        for client in self._http.values():
+            await client.aclose()
+        self._http = {}
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

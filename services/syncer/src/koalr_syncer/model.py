@@ -108,6 +108,13 @@ class Run:
         return self.next_day < self.window_start
 
 
+REREADS_INCOMPLETE_DAYS: Final[frozenset[Provider]] = frozenset({"github_copilot"})
+"""Providers whose days become readable only later (GitHub publishes a Copilot report about
+two days after the day): their scheduled syncs also re-read every incomplete day of the last
+``backfill_days`` days, so a day is read once it is published. Cursor's days are readable at
+once; days a Cursor run failed to read are repaired instead."""
+
+
 @dataclass(frozen=True, slots=True)
 class DueSchedule:
     integration_id: UUID
@@ -116,6 +123,16 @@ class DueSchedule:
     correlation_id: UUID
     next_run_at: datetime
     interval_s: float
+    oldest_incomplete: date | None = None
+    """The oldest incomplete day of the last ``backfill_days`` days."""
+
+    def window(self, today: date, incremental_days: int) -> tuple[date, date]:
+        """The days a scheduled sync reads: the last ``incremental_days`` (today included), and
+        back to the oldest incomplete day for a provider that publishes days late."""
+        start = today - timedelta(days=incremental_days - 1)
+        if self.provider in REREADS_INCOMPLETE_DAYS and self.oldest_incomplete is not None:
+            start = min(start, self.oldest_incomplete)
+        return start, today
 
 
 @dataclass(frozen=True, slots=True)

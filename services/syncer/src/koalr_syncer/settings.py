@@ -59,6 +59,14 @@ class SyncerSettings(ServiceSettings, ProviderSettings, SealingSettings):
     rate_window_s: float = Field(
         default=60.0, gt=0, description="Length of the rolling window the limits apply to."
     )
+    github_throttle_base_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "Wait after a GitHub secondary limit that gives no retry-after; doubles per retry "
+            "(GitHub asks for at least a minute)."
+        ),
+    )
 
     # --- scheduling --------------------------------------------------------------------------
     backfill_days: int | None = Field(

@@ -235,6 +235,15 @@ class IntegrationRepository:
             reason,
         )
 
+    async def restore(self, integration_id: UUID, reason: ErrorCode) -> None:
+        """The degradation ``reason`` is over: the integration is active again."""
+        await self._pool.execute(
+            "UPDATE integrations SET status = 'active', status_reason = NULL, updated_at = now() "
+            "WHERE integration_id = $1 AND status = 'degraded' AND status_reason = $2",
+            integration_id,
+            reason,
+        )
+
     async def record_success(
         self, integration_id: UUID, data_through: date | None, at: datetime, restore_active: bool
     ) -> Integration | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from uuid import UUID
@@ -100,9 +100,11 @@ class RunRepository:
             raise RuntimeError(f"run {run_id} could not be created")
         return run_from_row(row)
 
-    async def advance_run(self, run_id: UUID, read_from: date, read_through: date) -> Run:
-        """Record that the days ``[read_from, read_through]`` are read and published: the run
-        continues before ``read_from`` (never moves back) and the days are complete."""
+    async def advance_run(
+        self, run_id: UUID, read_from: date, complete_days: Sequence[date]
+    ) -> Run:
+        """Record that the run read and published its days back to ``read_from`` (it continues
+        before it, never moves back) and that ``complete_days`` among them are complete."""
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 f"""
@@ -118,14 +120,19 @@ class RunRepository:
             await conn.execute(
                 """
                 INSERT INTO complete_days (integration_id, day)
-                SELECT $1, d::date FROM generate_series($2::date, $3::date, interval '1 day') AS d
+                SELECT $1, d FROM unnest($2::date[]) AS d
                 ON CONFLICT (integration_id, day) DO UPDATE SET completed_at = now()
                 """,
                 row["integration_id"],
-                read_from,
-                read_through,
+                sorted(set(complete_days)),
             )
             return run_from_row(row)
+
+    async def newest_complete_day(self, integration_id: UUID) -> date | None:
+        day: date | None = await self._pool.fetchval(
+            "SELECT max(day) FROM complete_days WHERE integration_id = $1", integration_id
+        )
+        return day
 
     async def backfill_progress(self, integration_id: UUID) -> tuple[int, int] | None:
         """Complete and total days of the integration's backfill window (None: not tracked)."""

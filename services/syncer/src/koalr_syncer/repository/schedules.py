@@ -84,14 +84,21 @@ class ScheduleRepository:
         self._pool = pool
 
     @asynccontextmanager
-    async def claim_due_schedules(self, limit: int) -> AsyncIterator[ScheduleClaim]:
+    async def claim_due_schedules(self, limit: int, today: date) -> AsyncIterator[ScheduleClaim]:
         """Lock due schedules of connected, healthy integrations for one transaction; rows other
-        processes hold are skipped, so each schedule is claimed by one process at a time."""
+        processes hold are skipped, so each schedule is claimed by one process at a time. Each
+        comes with the oldest incomplete day of the last ``backfill_days`` days up to ``today``."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """
                 SELECT s.integration_id, s.next_run_at, s.interval_s,
-                       i.org_id, i.provider, i.correlation_id
+                       i.org_id, i.provider, i.correlation_id,
+                       (SELECT min(d)::date
+                          FROM generate_series($2::date - (i.backfill_days - 1), $2::date,
+                                               interval '1 day') AS d
+                         WHERE NOT EXISTS (SELECT 1 FROM complete_days c
+                                            WHERE c.integration_id = i.integration_id
+                                              AND c.day = d::date)) AS oldest_incomplete
                   FROM schedules s
                   JOIN integrations i USING (integration_id)
                  WHERE s.next_run_at <= now() AND NOT s.paused
@@ -101,6 +108,7 @@ class ScheduleRepository:
                    FOR UPDATE OF s SKIP LOCKED
                 """,
                 limit,
+                today,
             )
             yield ScheduleClaim(
                 conn,
@@ -112,6 +120,7 @@ class ScheduleRepository:
                         correlation_id=r["correlation_id"],
                         next_run_at=r["next_run_at"],
                         interval_s=r["interval_s"],
+                        oldest_incomplete=r["oldest_incomplete"],
                     )
                     for r in rows
                 ],

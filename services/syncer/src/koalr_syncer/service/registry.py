@@ -19,7 +19,6 @@ from koalr_syncer.model import EventOrder
 from koalr_syncer.repository import IntegrationRepository
 from koalr_syncer.service.common import (
     UNREADABLE_CREDENTIAL_MESSAGE,
-    UNSUPPORTED_PROVIDER_MESSAGE,
     BadMessageError,
     Clock,
     Publisher,
@@ -69,7 +68,7 @@ class Registry:
             raise BadMessageError(f"the sealed credential cannot be opened: {exc}") from exc
 
     async def _connected(self, event: IntegrationConnected) -> str:
-        origin = origin_of(event.org_id, event.integration_id, event.correlation_id)
+        origin = origin_of(event)
         try:
             self._check_credential(event)
         except BadMessageError:
@@ -113,14 +112,6 @@ class Registry:
             return "stale"
         # A redelivered connect publishes its backfill job again (the same job id, run once):
         # the process may have died between storing the integration and publishing the job.
-        if event.provider != "cursor":
-            await self._status.publish(
-                origin,
-                "error",
-                reason_code="provider_error",
-                message=UNSUPPORTED_PROVIDER_MESSAGE.format(provider=event.provider),
-            )
-            return "unsupported_provider"
         await self._publisher.publish(topics.SYNC_JOBS, [job])
         log.info("registry.connected", backfill_days=days, plan=event.plan, job_id=str(job.job_id))
         return "connected"

@@ -4,43 +4,36 @@ publishes the records, records the progress and publishes the continuation."""
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Final
 
-import httpx
 from prometheus_client import Counter
 
-from koalr_contracts import SyncJobRequested, topics
-from koalr_providers.cursor import (
-    CursorClient,
-    InsufficientPlanError,
-    InvalidApiKeyError,
-    ProviderError,
-    RetryPolicy,
-)
-from koalr_providers.pacing import RateLimiter
+from koalr_contracts import ErrorCode, SyncJobRequested, topics
+from koalr_providers.errors import InsufficientPlanError, InvalidApiKeyError, ProviderError
 from koalr_runtime.logs import get_logger
 from koalr_runtime.sealing import Sealer, SealingError
-from koalr_syncer.fetch import read_daily_usage, read_spend, read_usage_events
 from koalr_syncer.jobs import InvalidCursorError, continuation_job_id, encode_cursor, run_id_of
 from koalr_syncer.model import FINISHED_RUN_STATUSES, Integration, Run, RunStatus
-from koalr_syncer.normalise import Origin, cycle_spend_snapshot, usage_records
-from koalr_syncer.repository import IntegrationRepository, MemberRepository, RunRepository
+from koalr_syncer.normalise import Origin
+from koalr_syncer.repository import IntegrationRepository, RunRepository
 from koalr_syncer.service.common import (
-    INVALID_KEY_MESSAGE,
+    METRICS_DISABLED_MESSAGE,
     TEAM_PLAN_MESSAGE,
     UNKNOWN_INTEGRATION_MESSAGE,
     UNREADABLE_CREDENTIAL_MESSAGE,
-    UNSUPPORTED_PROVIDER_MESSAGE,
     BadMessageError,
     Clock,
     IntegrationBusyError,
     IntegrationNotRegisteredYetError,
     Publisher,
+    invalid_credential_message,
     origin_of,
 )
+from koalr_syncer.service.readers import DayReader, FinishedRun, Readers
 from koalr_syncer.service.status import StatusReporter
-from koalr_syncer.settings import SyncerSettings, newest_final_day
+from koalr_syncer.settings import SyncerSettings
 
 log = get_logger(__name__)
 
@@ -48,20 +41,12 @@ JOBS = Counter("koalr_syncer_jobs_total", "Sync jobs handled, by outcome", ["out
 RECORDS = Counter("koalr_syncer_usage_records_total", "UsageRecords published")
 
 RUNNING_RUN_FRESHNESS_S: Final[float] = 3600.0
-
-
-def final_day_read(run: Run, today: date, incremental_days: int) -> date | None:
-    """The newest day of the run that can no longer change, if the run read it.
-
-    Scheduled syncs re-read the last ``incremental_days`` days, today included; a day older than
-    that is final: later data for it is never read again. So ``data_through`` never passes
-    ``today - incremental_days``; a run whose window reaches the oldest day still re-read (every
-    scheduled run) moves it there, since the day before was re-read for the last time then.
-    """
-    final = newest_final_day(today, incremental_days)
-    if run.window_start > final + timedelta(days=1):
-        return None
-    return min(run.window_end, final)
+STANDING_REASONS: Final[Mapping[ErrorCode, str]] = {"metrics_disabled": METRICS_DISABLED_MESSAGE}
+"""Degradations that hold while a run goes on (part of the data stays refused), with what the
+user must do: the run's statuses carry them, so the integration stays degraded until a run
+shows them lifted; a run that ends with one reports it as an ``error``."""
+RESTORED_BY_SUCCESS: Final[frozenset[ErrorCode]] = frozenset({"insufficient_plan"})
+"""Degradations a run that read everything lifts."""
 
 
 class JobRunner:
@@ -73,30 +58,20 @@ class JobRunner:
         settings: SyncerSettings,
         integrations: IntegrationRepository,
         runs: RunRepository,
-        members: MemberRepository,
+        readers: Readers,
         publisher: Publisher,
         status: StatusReporter,
         sealer: Sealer,
-        http: httpx.AsyncClient,
-        limiter: RateLimiter,
         now: Clock,
     ) -> None:
         self._settings = settings
         self._integrations = integrations
         self._runs = runs
-        self._members = members
+        self._readers = readers
         self._publisher = publisher
         self._status = status
         self._sealer = sealer
-        self._http = http
-        self._limiter = limiter
         self._now = now
-        self._policy = RetryPolicy(
-            max_retries=settings.http_max_retries,
-            rate_limit_retries=settings.http_rate_limit_retries,
-            base_s=settings.retry_base_s,
-            max_s=settings.retry_max_s,
-        )
 
     async def run(self, job: SyncJobRequested) -> str:
         outcome = await self._run(job)
@@ -123,7 +98,7 @@ class JobRunner:
             error_message=f"{type(error).__name__}: {error}"[:1000],
         )
         await self._status.publish(
-            origin_of(integration.org_id, integration.integration_id, integration.correlation_id),
+            origin_of(integration),
             "error",
             reason_code="internal_error",
             message=(
@@ -148,7 +123,7 @@ class JobRunner:
                 f"the job is retried (waited {waited_s:.1f} s)"
             )
         await self._status.publish(
-            origin_of(job.org_id, job.integration_id, job.correlation_id),
+            origin_of(job),
             "error",
             reason_code="internal_error",
             message=UNKNOWN_INTEGRATION_MESSAGE,
@@ -172,17 +147,7 @@ class JobRunner:
             )
         if not integration.connected:
             return "skipped_disconnected"
-        origin = origin_of(
-            integration.org_id, integration.integration_id, integration.correlation_id
-        )
-        if integration.provider != "cursor":
-            await self._status.publish(
-                origin,
-                "error",
-                reason_code="provider_error",
-                message=UNSUPPORTED_PROVIDER_MESSAGE.format(provider=integration.provider),
-            )
-            return "unsupported_provider"
+        origin = origin_of(integration)
         lock_timeout = self._settings.consumer_max_poll_interval_ms / 1000 / 3
         async with self._runs.integration_lock(integration.integration_id, lock_timeout) as locked:
             if not locked:
@@ -218,7 +183,7 @@ class JobRunner:
         if sealed is None:
             return "skipped_disconnected"
         try:
-            api_key = self._sealer.open(sealed, context=str(integration.integration_id))
+            credential = self._sealer.open(sealed, context=str(integration.integration_id))
         except SealingError:
             await self._status.publish(
                 origin,
@@ -231,18 +196,11 @@ class JobRunner:
                 run.run_id, RunStatus.FAILED, error_code="internal_error"
             )
             return "credential_unreadable"
-        client = CursorClient(
-            self._http,
-            api_key,
-            team=integration.external_id,
-            limiter=self._limiter,
-            policy=self._policy,
-        )
-        del api_key
+        reader = self._readers.open(integration, credential)
+        del credential
         try:
             if not run.members_synced:
-                members = await client.members()
-                await self._members.upsert(integration.integration_id, members)
+                await reader.sync_members()
                 await self._runs.members_synced(run.run_id)
             if integration.plan == "team":
                 await self._status.publish(
@@ -254,7 +212,7 @@ class JobRunner:
                 )
                 await self._runs.set_run_status(run.run_id, RunStatus.DONE)
                 return "members_only"
-            return await self._chunk(integration, run, job, origin, client)
+            return await self._chunk(integration, run, job, origin, reader)
         except ProviderError as exc:
             return await self._provider_failed(
                 integration, run=run, job=job, origin=origin, exc=exc, sealed_used=sealed
@@ -273,7 +231,7 @@ class JobRunner:
                 origin,
                 "error",
                 reason_code="invalid_api_key",
-                message=INVALID_KEY_MESSAGE,
+                message=invalid_credential_message(integration.provider),
                 job_id=job.job_id,
             )
             await self._runs.set_run_status(
@@ -293,55 +251,53 @@ class JobRunner:
         run: Run,
         job: SyncJobRequested,
         origin: Origin,
-        client: CursorClient,
+        reader: DayReader,
     ) -> str:
         settings = self._settings
         now = self._now()
         today = now.date()
         last = min(run.next_day, today)
         if last < run.window_start:
-            return await self._finish(integration, run, job, origin, client)
+            return await self._finish(integration, run, job, origin, reader)
         first = max(run.window_start, last - timedelta(days=settings.chunk_days - 1))
+        standing = self._standing_reason(integration)
         if run.done_days == 0:
             await self._status.publish(
-                origin, "syncing", progress=await self._progress(run), job_id=job.job_id
+                origin,
+                "syncing",
+                reason_code=standing,
+                progress=await self._progress(run),
+                job_id=job.job_id,
             )
         started = time.monotonic()
         budget_s = settings.job_time_budget_s
-        events = await read_usage_events(
-            client,
-            first,
-            last,
-            now_ms=int(now.timestamp() * 1000),
-            page_budget=settings.job_page_budget,
-            out_of_time=lambda: time.monotonic() - started >= budget_s,
+        chunk = await reader.read(
+            origin, first, last, now, lambda: time.monotonic() - started >= budget_s
         )
-        complete_from = events.complete_from
-        rows, _ = await read_daily_usage(client, complete_from, last)
-        days = [complete_from + timedelta(days=i) for i in range((last - complete_from).days + 1)]
-        directory = await self._members.directory(integration.integration_id)
-        records = usage_records(
-            origin, days=days, rows=rows, tally=events.tally, directory=directory, fetched_at=now
-        )
-        await self._publisher.publish(topics.USAGE_RECORDS, records)
-        RECORDS.inc(len(records))
+        await self._publisher.publish(topics.USAGE_RECORDS, chunk.events)
+        RECORDS.inc(sum(1 for e in chunk.events if e.event_type == "UsageRecord"))
         log.info(
             "job.chunk_published",
-            days=f"{complete_from}..{last}",
-            records=len(records),
-            events=events.tally.events,
-            event_pages=events.pages,
-            events_without_email=events.tally.without_email,
+            days=f"{chunk.read_from}..{last}",
+            complete_days=len(chunk.complete_days),
+            events_published=len(chunk.events),
+            **chunk.log_fields,
         )
-        run = await self._runs.advance_run(run.run_id, complete_from, last)
+        if chunk.refused is not None:
+            await self._integrations.degrade(integration.integration_id, chunk.refused.code)
+            standing = chunk.refused.code
+        elif chunk.lifted is not None and integration.status_reason == chunk.lifted:
+            await self._integrations.restore(integration.integration_id, chunk.lifted)
+            standing = None
+        run = await self._runs.advance_run(run.run_id, chunk.read_from, chunk.complete_days)
         if run.finished_reading:
-            return await self._finish(integration, run, job, origin, client)
+            return await self._finish(integration, run, job, origin, reader)
         continuation = SyncJobRequested(
             job_id=continuation_job_id(run.run_id, run.next_day),
             org_id=integration.org_id,
             integration_id=integration.integration_id,
             correlation_id=origin.correlation_id,
-            provider="cursor",
+            provider=integration.provider,
             reason=job.reason,
             window_start=run.window_start,
             window_end=run.next_day,
@@ -349,9 +305,20 @@ class JobRunner:
         )
         await self._publisher.publish(topics.SYNC_JOBS, [continuation])
         await self._status.publish(
-            origin, "syncing", progress=await self._progress(run), job_id=job.job_id
+            origin,
+            "syncing",
+            reason_code=standing,
+            progress=await self._progress(run),
+            job_id=job.job_id,
         )
         return "continued"
+
+    @staticmethod
+    def _standing_reason(integration: Integration) -> ErrorCode | None:
+        reason = integration.status_reason
+        if integration.status == "degraded" and reason in STANDING_REASONS:
+            return reason
+        return None
 
     async def _progress(self, run: Run) -> tuple[int, int]:
         """A backfill (or its repair) counts the complete days of the integration's backfill
@@ -368,23 +335,27 @@ class JobRunner:
         run: Run,
         job: SyncJobRequested,
         origin: Origin,
-        client: CursorClient,
+        reader: DayReader,
     ) -> str:
-        """Every day of the run is published: snapshot the cycle's spend and report.
+        """Every day of the run is published: publish the run's snapshot (Cursor's cycle spend,
+        Copilot's seats) and report.
 
         The run is marked done last: a job that dies before that is delivered again and repeats
         these steps (all idempotent), so the final status is never lost.
         """
-        rows, cycle_start = await read_spend(client)
         now = self._now()
-        snapshot = cycle_spend_snapshot(origin, rows, cycle_start, now)
+        snapshot = await reader.finish(origin, now)
         await self._publisher.publish(topics.USAGE_RECORDS, [snapshot])
-        data_through = final_day_read(run, now.date(), self._settings.incremental_days)
+        newest_complete = await self._runs.newest_complete_day(integration.integration_id)
+        data_through = reader.data_through(FinishedRun(run, now.date(), newest_complete))
+        # Re-read: a chunk of this run may have degraded the integration or lifted it.
+        current = await self._integrations.get(integration.integration_id) or integration
+        standing = self._standing_reason(current)
         updated = await self._integrations.record_success(
             integration.integration_id,
             data_through,
             now,
-            restore_active=integration.status_reason == "insufficient_plan",
+            restore_active=current.status_reason in RESTORED_BY_SUCCESS,
         )
         others = await self._runs.running_runs(
             integration.integration_id, exclude=run.run_id, fresher_than_s=RUNNING_RUN_FRESHNESS_S
@@ -393,13 +364,21 @@ class JobRunner:
             done = sum(r.done_days for r in others)
             total = sum(r.total_days for r in others)
             await self._status.publish(
-                origin, "syncing", progress=(done, total), last_success_at=now, job_id=job.job_id
+                origin,
+                "syncing",
+                reason_code=standing,
+                progress=(done, total),
+                last_success_at=now,
+                job_id=job.job_id,
             )
         else:
             tracked = await self._runs.backfill_progress(integration.integration_id)
             await self._status.publish(
                 origin,
-                "idle",
+                # A standing degradation is an error the user must act on; the rest synced.
+                "idle" if standing is None else "error",
+                reason_code=standing,
+                message=None if standing is None else STANDING_REASONS[standing],
                 data_through=updated.data_through if updated else data_through,
                 progress=tracked or (run.total_days, run.total_days),
                 last_success_at=now,
@@ -435,7 +414,7 @@ class JobRunner:
                 origin,
                 "error",
                 reason_code="invalid_api_key",
-                message=INVALID_KEY_MESSAGE,
+                message=invalid_credential_message(integration.provider),
                 job_id=job.job_id,
             )
             await self._runs.set_run_status(

@@ -4,7 +4,6 @@ claiming them with ``FOR UPDATE SKIP LOCKED`` so every process can run it."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from typing import Final
 
 from koalr_contracts import SyncJobRequested, topics
@@ -52,23 +51,25 @@ class Scheduler:
 
     async def _schedules(self) -> int:
         settings = self._settings
-        async with self._repo.claim_due_schedules(self._batch) as claim:
+        today = self._now().date()
+        async with self._repo.claim_due_schedules(self._batch, today) as claim:
             if not claim.due:
                 return 0
-            today = self._now().date()
-            jobs = [
-                SyncJobRequested(
-                    job_id=scheduled_job_id(due.integration_id, due.next_run_at),
-                    org_id=due.org_id,
-                    integration_id=due.integration_id,
-                    correlation_id=due.correlation_id,
-                    provider="cursor",
-                    reason="scheduled",
-                    window_start=today - timedelta(days=settings.incremental_days - 1),
-                    window_end=today,
+            jobs = []
+            for due in claim.due:
+                start, end = due.window(today, settings.incremental_days)
+                jobs.append(
+                    SyncJobRequested(
+                        job_id=scheduled_job_id(due.integration_id, due.next_run_at),
+                        org_id=due.org_id,
+                        integration_id=due.integration_id,
+                        correlation_id=due.correlation_id,
+                        provider=due.provider,
+                        reason="scheduled",
+                        window_start=start,
+                        window_end=end,
+                    )
                 )
-                for due in claim.due
-            ]
             await self._publisher.publish(topics.SYNC_JOBS, jobs)
             for due, job in zip(claim.due, jobs, strict=True):
                 await claim.advance(due.integration_id, job.job_id, due.interval_s)
@@ -85,7 +86,7 @@ class Scheduler:
                     org_id=due.org_id,
                     integration_id=due.run.integration_id,
                     correlation_id=due.run.correlation_id,
-                    provider="cursor",
+                    provider=due.provider,
                     reason=due.run.reason,
                     window_start=due.run.window_start,
                     window_end=max(due.run.window_start, due.run.next_day),
