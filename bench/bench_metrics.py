@@ -284,10 +284,10 @@ _GENERATE = [
     ),
     f"""
     INSERT INTO metrics.integrations
-        (integration_id, org_id, provider, external_id, status, connected_at, changed_at)
+        (integration_id, org_id, provider, external_id, status, connected_at)
     SELECT md5('integration-' || i)::uuid, 'org-' || (i / 2),
            CASE WHEN i % 2 = 0 THEN 'cursor' ELSE 'github_copilot' END,
-           'team-' || i, 'connected', now(), now()
+           'team-' || i, 'connected', now()
     FROM generate_series(0, {SUMMARY_INTEGRATIONS - 1}) AS i
     """,  # noqa: S608 - constants only
     f"""
@@ -331,8 +331,8 @@ _GENERATE = [
     """,
     """
     INSERT INTO metrics.sync_status
-        (integration_id, state, data_through, last_success_at, changed_at)
-    SELECT integration_id, 'idle', current_date - 1, now(), now() FROM metrics.integrations
+        (integration_id, state, data_through, last_success_at)
+    SELECT integration_id, 'idle', current_date - 1, now() FROM metrics.integrations
     """,
     "ANALYZE",
 ]
