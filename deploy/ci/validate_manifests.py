@@ -23,6 +23,10 @@ import yaml
 SCHEMAS = Path(__file__).resolve().parents[1] / "helm" / "schemas"
 
 
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
 def _custom_schema(api_version: str, kind: str) -> Path:
     group, _, version = api_version.rpartition("/")
     return SCHEMAS / f"{kind.lower()}-{group.split('.')[0]}-{version}.json"
@@ -51,14 +55,16 @@ def main(argv: list[str] | None = None) -> int:
             source = validate(document, args.kube_version)
         except kubernetes_validate.SchemaNotFoundError:
             failures += 1
-            print(f"FAIL {name}: no schema for {document['apiVersion']} (add one to {SCHEMAS.name}/)")
+            _say(
+                f"FAIL {name}: no schema for {document['apiVersion']} (add one to {SCHEMAS.name}/)"
+            )
         except jsonschema.ValidationError as error:
             failures += 1
             where = "/".join(str(p) for p in error.absolute_path) or "(top)"
-            print(f"FAIL {name}: {where}: {error.message}")
+            _say(f"FAIL {name}: {where}: {error.message}")
         else:
-            print(f"ok   {name}: {source}")
-    print(f"{len(documents) - failures} valid, {failures} invalid")
+            _say(f"ok   {name}: {source}")
+    _say(f"{len(documents) - failures} valid, {failures} invalid")
     return 1 if failures or not documents else 0
 
 
