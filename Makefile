@@ -128,7 +128,8 @@ deploy-check: $(HELM) .tools/kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION) 
 	@echo "[make] render and validate against the Kubernetes $(KUBE_VERSION) schemas"
 	@$(HELM) template koalr $(CHART) --kube-version $(KUBE_VERSION) > $(RENDERED)
 	@.tools/venv/bin/python deploy/ci/validate_manifests.py --kube-version $(KUBE_VERSION) $(RENDERED)
-	@echo "[make] promtool check rules, promtool test rules"
+	@echo "[make] promtool check config, check rules, test rules"
+	@promtool check config deploy/prometheus/prometheus.yml
 	@promtool check rules deploy/prometheus/rules.yml
 	@promtool test rules deploy/prometheus/rules.test.yml
 
