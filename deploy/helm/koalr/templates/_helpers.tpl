@@ -22,21 +22,22 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
-{{/* The services the chart runs: settings prefix, module and the secret keys each one reads. */}}
+{{/* The services the chart runs: settings prefix and the secrets each one reads (environment
+    variable: the value naming its key in secrets.existingSecret). */}}
 {{- define "koalr.components" -}}
 connector:
   prefix: CONNECTOR
-  secrets: [databaseUrlKey, jwtSecretKey, sealingKeysKey]
+  secrets: {DATABASE_URL: databaseUrlKey, KOALR_JWT_SECRET: jwtSecretKey, KOALR_SEALING_KEYS: sealingKeysKey}
   providers: true
   api: true
 syncer:
   prefix: SYNCER
-  secrets: [databaseUrlKey, sealingKeysKey]
+  secrets: {DATABASE_URL: databaseUrlKey, KOALR_SEALING_KEYS: sealingKeysKey}
   providers: true
   api: false
 metrics:
   prefix: METRICS
-  secrets: [databaseUrlKey, jwtSecretKey]
+  secrets: {DATABASE_URL: databaseUrlKey, KOALR_JWT_SECRET: jwtSecretKey}
   providers: false
   api: true
 {{- end -}}
@@ -79,8 +80,8 @@ metrics:
 - name: SYNCER_WORKER_CONCURRENCY
   value: {{ $values.workerConcurrency | quote }}
 {{- end }}
-{{- range $key := $spec.secrets }}
-- name: {{ index $root.Values.secrets $key }}
+{{- range $name, $key := $spec.secrets }}
+- name: {{ $name }}
   valueFrom:
     secretKeyRef:
       name: {{ $secret }}
