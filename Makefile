@@ -101,6 +101,7 @@ KUBE_VERSION := 1.35.0
 HELM := .tools/bin/helm
 CHART := deploy/helm/koalr
 RENDERED := .tools/rendered.yaml
+DEPLOY_VARIANT := --set kafka.topicNamespace=staging,autoscaling.authenticationRef=kafka-sasl,image.registry=registry.example.com/koalr,imagePullSecrets[0].name=pull,syncer.env.SYNCER_CHUNK_DAYS=3
 
 $(HELM):
 	@echo "[make] building helm $(HELM_VERSION) from its Go module into .tools/bin"
@@ -127,6 +128,11 @@ deploy-check: $(HELM) .tools/kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION) 
 	@$(HELM) lint --strict $(CHART) --kube-version $(KUBE_VERSION)
 	@echo "[make] render and validate against the Kubernetes $(KUBE_VERSION) schemas"
 	@$(HELM) template koalr $(CHART) --kube-version $(KUBE_VERSION) > $(RENDERED)
+	@.tools/venv/bin/python deploy/ci/validate_manifests.py --kube-version $(KUBE_VERSION) $(RENDERED)
+	@echo "[make] again with a topic namespace, Kafka auth and a registry, then without autoscaling"
+	@$(HELM) template koalr $(CHART) --kube-version $(KUBE_VERSION) $(DEPLOY_VARIANT) > $(RENDERED)
+	@.tools/venv/bin/python deploy/ci/validate_manifests.py --kube-version $(KUBE_VERSION) $(RENDERED)
+	@$(HELM) template koalr $(CHART) --kube-version $(KUBE_VERSION) --set autoscaling.enabled=false > $(RENDERED)
 	@.tools/venv/bin/python deploy/ci/validate_manifests.py --kube-version $(KUBE_VERSION) $(RENDERED)
 	@echo "[make] promtool check config, check rules, test rules"
 	@promtool check config deploy/prometheus/prometheus.yml
