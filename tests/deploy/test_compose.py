@@ -240,3 +240,10 @@ def test_the_collector_receives_otlp_on_the_standard_ports() -> None:
     assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
     assert config["service"]["pipelines"]["traces"]["receivers"] == ["otlp"]
     assert sorted(str(p) for p in SERVICES["otel-collector"]["ports"]) == ["4317:4317", "4318:4318"]
+
+
+def test_every_image_is_pinned_to_a_version() -> None:
+    images = {n: s["image"] for n, s in SERVICES.items() if "image" in s}
+    assert set(images) >= OBSERVABILITY | {"kafka", "postgres"}
+    unpinned = {n: i for n, i in images.items() if ":" not in i or i.endswith(":latest")}
+    assert unpinned == {}
