@@ -87,7 +87,11 @@ metrics:
       name: {{ $secret }}
       key: {{ index $root.Values.secrets $key }}
 {{- end }}
+{{- $managed := list "KAFKA_BOOTSTRAP_SERVERS" "KOALR_TOPIC_PARTITIONS" "KOALR_TOPIC_NAMESPACE" "LOG_LEVEL" "LOG_FORMAT" "CURSOR_API_BASE_URL" "GITHUB_API_BASE_URL" "SYNCER_WORKER_CONCURRENCY" (printf "%s_HOST" $spec.prefix) (printf "%s_PORT" $spec.prefix) }}
 {{- range $name, $value := $values.env }}
+{{- if or (has $name $managed) (hasKey $spec.secrets $name) }}
+{{- fail (printf "%s.env.%s is set by the chart: use the value documented in docs/deploy.md instead" $.component $name) }}
+{{- end }}
 - name: {{ $name }}
   value: {{ $value | quote }}
 {{- end }}
