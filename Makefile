@@ -104,7 +104,7 @@ RENDERED := .tools/rendered.yaml
 DEPLOY_VARIANT := --set kafka.topicNamespace=staging,autoscaling.authenticationRef=kafka-sasl,image.registry=registry.example.com/koalr,imagePullSecrets[0].name=pull,syncer.env.SYNCER_CHUNK_DAYS=3
 
 $(HELM):
-	@echo "[make] building helm $(HELM_VERSION) from its Go module into .tools/bin"
+	@echo "[make] building helm $(HELM_VERSION) from its Go module into .tools/bin" >&2
 	@mkdir -p .tools/bin
 	@GOBIN="$(CURDIR)/.tools/bin" GOFLAGS=-buildvcs=false go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
