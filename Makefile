@@ -94,6 +94,51 @@ bench: services-up ## benchmarks: prints a table and appends to bench/results.cs
 sandbox: sync ## run the provider sandbox: Cursor and GitHub Copilot APIs (port SANDBOX_PORT, default 8010)
 	@$(UV) run --no-sync koalr-sandbox
 
+# Deployment checks: pinned tools in .tools (a second run reuses them).
+HELM_VERSION := v3.20.2
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+KUBE_VERSION := 1.35.0
+HELM := .tools/bin/helm
+CHART := deploy/helm/koalr
+RENDERED := .tools/rendered.yaml
+DEPLOY_VARIANT := --set kafka.topicNamespace=staging,autoscaling.authenticationRef=kafka-sasl,image.registry=registry.example.com/koalr,imagePullSecrets[0].name=pull,syncer.env.SYNCER_CHUNK_DAYS=3
+
+$(HELM):
+	@echo "[make] building helm $(HELM_VERSION) from its Go module into .tools/bin" >&2
+	@mkdir -p .tools/bin
+	@GOBIN="$(CURDIR)/.tools/bin" GOFLAGS=-buildvcs=false go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+.tools/kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION): | $(UV)
+	@echo "[make] installing kubernetes-validate $(KUBERNETES_VALIDATE_VERSION) into .tools/venv"
+	@.tools/venv/bin/pip install --quiet "kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)"
+	@touch $@
+
+.PHONY: promtool
+promtool:
+	@command -v promtool > /dev/null || { echo "[make] installing promtool (Debian package prometheus)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus > /dev/null; }
+
+.PHONY: deploy-render
+deploy-render: $(HELM) ## print the Kubernetes manifests the Helm chart renders with its default values
+	@$(HELM) template koalr $(CHART) --kube-version $(KUBE_VERSION)
+
+.PHONY: deploy-check
+deploy-check: $(HELM) .tools/kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION) promtool ## lint and render the chart, validate every object, check and test the alert rules
+	@echo "[make] helm lint --strict"
+	@$(HELM) lint --strict $(CHART) --kube-version $(KUBE_VERSION)
+	@echo "[make] render and validate against the Kubernetes $(KUBE_VERSION) schemas"
+	@$(HELM) template koalr $(CHART) --kube-version $(KUBE_VERSION) > $(RENDERED)
+	@.tools/venv/bin/python deploy/ci/validate_manifests.py --kube-version $(KUBE_VERSION) $(RENDERED)
+	@echo "[make] again with a topic namespace, Kafka auth and a registry, then without autoscaling"
+	@$(HELM) template koalr $(CHART) --kube-version $(KUBE_VERSION) $(DEPLOY_VARIANT) > $(RENDERED)
+	@.tools/venv/bin/python deploy/ci/validate_manifests.py --kube-version $(KUBE_VERSION) $(RENDERED)
+	@$(HELM) template koalr $(CHART) --kube-version $(KUBE_VERSION) --set autoscaling.enabled=false > $(RENDERED)
+	@.tools/venv/bin/python deploy/ci/validate_manifests.py --kube-version $(KUBE_VERSION) $(RENDERED)
+	@echo "[make] promtool check config, check rules, test rules"
+	@promtool check config deploy/prometheus/prometheus.yml
+	@promtool check rules deploy/prometheus/rules.yml
+	@promtool test rules deploy/prometheus/rules.test.yml
+
 .PHONY: clean
 clean: ## remove caches (keeps .infra data; `make services-down` first to stop the services)
 	@rm -rf .mypy_cache .ruff_cache .pytest_cache

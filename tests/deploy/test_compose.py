@@ -150,7 +150,9 @@ def test_a_migration_step_runs_first(service: str) -> None:
 
 
 def test_every_long_running_service_has_a_healthcheck() -> None:
-    long_running = [n for n, s in SERVICES.items() if s.get("command") != ["migrate"]]
+    long_running = [
+        n for n, s in SERVICES.items() if s.get("command") != ["migrate"] and "profiles" not in s
+    ]
     assert set(long_running) == {"kafka", "postgres", *APP_SERVICES}
     assert all("healthcheck" in SERVICES[n] for n in long_running)
     assert SERVICES["kafka"]["image"].startswith("apache/kafka:4.")
@@ -164,3 +166,84 @@ def test_the_image_recipe_copies_every_workspace_member() -> None:
         assert f"COPY {member}/pyproject.toml {member}/pyproject.toml" in dockerfile
     assert "--no-install-workspace" in dockerfile
     assert dockerfile.count("uv sync --frozen") == 2
+
+
+OBSERVABILITY = {"kafka-exporter", "prometheus", "grafana", "otel-collector"}
+
+
+def _mounts(service: str) -> dict[str, Path]:
+    """Container path -> file in the repository, for the service's bind mounts."""
+    mounts = {}
+    for volume in SERVICES[service].get("volumes", []):
+        source, target, *_ = str(volume).split(":")
+        if source.startswith("./"):
+            mounts[target] = ROOT / source
+    return mounts
+
+
+def test_the_observability_profile_is_optional() -> None:
+    profiled = {n for n, s in SERVICES.items() if "profiles" in s}
+    assert profiled == OBSERVABILITY
+    assert all(SERVICES[n]["profiles"] == ["observability"] for n in profiled)
+    for name, service in SERVICES.items():
+        if name not in profiled:
+            needs = set(service.get("depends_on", {}))
+            assert not needs & profiled, f"{name} would need the observability profile"
+
+
+def test_prometheus_scrapes_every_service_and_evaluates_the_rules() -> None:
+    mounts = _mounts("prometheus")
+    assert mounts["/etc/prometheus/rules.yml"] == ROOT / "deploy" / "prometheus" / "rules.yml"
+    config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
+    assert config["rule_files"] == ["rules.yml"]
+    targets = {}
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            targets.update(dict.fromkeys(static["targets"], job["job_name"]))
+        for dns in job.get("dns_sd_configs", []):
+            targets.update({f"{n}:{dns['port']}": job["job_name"] for n in dns["names"]})
+    ports = {s: _env(s)[f"{s.upper()}_PORT"] for s in ("connector", "syncer", "metrics")}
+    assert targets == {
+        f"connector:{ports['connector']}": "koalr-connector",
+        f"syncer:{ports['syncer']}": "koalr-syncer",
+        f"metrics:{ports['metrics']}": "koalr-metrics",
+        "kafka-exporter:9308": "kafka-exporter",
+    }
+    assert "--kafka.server=kafka:9092" in SERVICES["kafka-exporter"]["command"]
+    assert "kafka:9092" in SERVICES["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    mounts = _mounts("grafana")
+    dashboard_dir = "/var/lib/grafana/dashboards"
+    assert mounts[f"{dashboard_dir}/koalr.json"] == ROOT / "deploy" / "grafana" / "koalr.json"
+    provisioning = mounts["/etc/grafana/provisioning"]
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert (source["type"], source["url"]) == ("prometheus", "http://prometheus:9090")
+    published = {str(p).split(":")[1] for p in SERVICES["prometheus"]["ports"]}
+    assert published == {"9090"}
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "koalr.yml").read_text())[
+        "providers"
+    ]
+    assert provider["options"]["path"] == dashboard_dir
+
+
+def test_the_collector_receives_otlp_on_the_standard_ports() -> None:
+    mounts = _mounts("otel-collector")
+    command = SERVICES["otel-collector"]["command"]
+    config_path = next(c.split("=", 1)[1] for c in command if c.startswith("--config="))
+    config = yaml.safe_load(mounts[config_path].read_text())
+    protocols = config["receivers"]["otlp"]["protocols"]
+    assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
+    assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
+    assert config["service"]["pipelines"]["traces"]["receivers"] == ["otlp"]
+    assert sorted(str(p) for p in SERVICES["otel-collector"]["ports"]) == ["4317:4317", "4318:4318"]
+
+
+def test_every_image_is_pinned_to_a_version() -> None:
+    images = {n: s["image"] for n, s in SERVICES.items() if "image" in s}
+    assert set(images) >= OBSERVABILITY | {"kafka", "postgres"}
+    unpinned = {n: i for n, i in images.items() if ":" not in i or i.endswith(":latest")}
+    assert unpinned == {}
