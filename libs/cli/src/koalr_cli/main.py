@@ -328,4 +328,3 @@ def status(options: Options) -> None:
 
 def main() -> None:
     cli(prog_name="koalr")
-
