@@ -126,7 +126,7 @@ class DeadLetters:
                         if not batch:
                             raise CliError(
                                 "kafka_timeout",
-                                f"Reading {self._topic} stalled; try again with a larger --timeout.",
+                                f"Reading {self._topic} stalled; try again with a larger KOALR_TIMEOUT_S.",
                             )
                         found.extend(self._decoded(record) for record in batch.get(tp, []))
                 return found

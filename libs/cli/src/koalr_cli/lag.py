@@ -38,6 +38,7 @@ async def consumer_lag(
     timeout_s: float = 10.0,
 ) -> list[PartitionLag]:
     """Lag of the named groups (or of every group starting with ``group_prefix``), sorted."""
+    named = groups is not None
     try:
         async with kafka.admin(bootstrap_servers, timeout_s) as admin:
             if groups is None:
@@ -51,11 +52,11 @@ async def consumer_lag(
             ends = await consumer.end_offsets(list(partitions)) if partitions else {}
     except KafkaError as exc:
         raise kafka.unreachable(bootstrap_servers, exc) from exc
-    if groups and not any(committed.values()) and len(groups) == 1:
+    if named and (unknown := [g for g in groups if not committed[g]]):
         raise CliError(
             "unknown_group",
-            f"The consumer group {groups[0]!r} has no committed offsets; list the groups with "
-            "`koalr lag` (no --group).",
+            f"No committed offsets for the consumer group(s) {', '.join(map(repr, unknown))}; "
+            "list the groups with `koalr lag` (no --group).",
         )
     rows = []
     for group, offsets in committed.items():
