@@ -22,14 +22,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import SecretStr
 
 from koalr_connector.app import create_app as create_connector
-from koalr_contracts import topics
+from koalr_connector.outbox import OutboxMessage
+from koalr_contracts import IntegrationDisconnected, topics
 from koalr_devstack.databases import scratch_database
-from koalr_runtime.tracing import instrument_app, instrument_clients, tracing_enabled
+from koalr_runtime.tracing import continued, instrument_app, instrument_clients, tracing_enabled
 from koalr_sandbox.testing import SandboxClient, run_sandbox
 from koalr_syncer.app import SyncerRuntime
 from koalr_syncer.settings import SyncerSettings
 from tests.connector.conftest import SEALING_KEYS, TEAM_DEFAULTS, auth, new_org, wait_until
 from tests.connector.conftest import make_settings as connector_settings
+from tests.contracts.factories import INTEGRATION_ID
 from tests.metrics.support import make_settings as metrics_settings
 from tests.metrics.support import running_app as running_metrics
 
@@ -45,6 +47,32 @@ def test_tracing_is_off_unless_an_otlp_endpoint_is_configured() -> None:
     assert not tracing_enabled(
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}
     )
+
+
+def test_an_outbox_message_keeps_the_trace_it_was_written_in() -> None:
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    event = IntegrationDisconnected(
+        org_id="org_1", integration_id=INTEGRATION_ID, provider="cursor"
+    )
+    assert OutboxMessage.of(topics.INTEGRATIONS, event).trace_context == {}
+
+    with tracer.start_as_current_span("request") as request:
+        message = OutboxMessage.of(topics.INTEGRATIONS, event)
+    ids = request.get_span_context()
+
+    assert message.trace_context == {
+        "traceparent": f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{ids.trace_flags:02x}",
+    }
+    with continued(message.trace_context), tracer.start_as_current_span("relay"):
+        pass
+    [relay] = [s for s in exporter.get_finished_spans() if s.name == "relay"]
+    assert relay.context.trace_id == ids.trace_id
+    assert relay.parent is not None
+    assert relay.parent.span_id == ids.span_id
+    assert not trace.get_current_span().get_span_context().is_valid
 
 
 @pytest.fixture
