@@ -57,8 +57,9 @@ format: sync ## apply ruff's fixes and formatting
 	@$(UV) run --no-sync ruff format .
 
 .PHONY: docs
-docs: sync ## regenerate docs/schemas (event JSON Schemas) and docs/configuration.md from the code
+docs: sync ## regenerate docs/schemas (event JSON Schemas), docs/asyncapi.yaml and docs/configuration.md from the code
 	@$(UV) run --no-sync python -m koalr_contracts.schema docs/schemas
+	@$(UV) run --no-sync python -m koalr_cli.asyncapi docs/asyncapi.yaml
 	@$(UV) run --no-sync python -m tests.deploy.config_reference
 
 .PHONY: test

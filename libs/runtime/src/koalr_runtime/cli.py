@@ -19,6 +19,7 @@ import uvicorn
 from koalr_runtime.logs import configure_logging
 from koalr_runtime.migrations import migrate
 from koalr_runtime.settings import ServiceSettings, load_settings
+from koalr_runtime.tracing import configure_tracing, instrument_app
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
@@ -49,6 +50,8 @@ def run_service(
         sys.stdout.write(extra[args.command](settings) + "\n")
         return 0
     app = create_app(settings)
+    if configure_tracing(name):
+        instrument_app(app)
     # What is built by now lives as long as the process: keep it out of the cyclic collector's
     # full passes, which would otherwise rescan it over and over under load.
     gc.collect()

@@ -14,9 +14,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
 from koalr_contracts import AnyEvent, DeadLetter, encode_event
 from koalr_runtime.logs import bind_correlation, get_logger, redact_text
+from koalr_runtime.tracing import BatchTraceMiddleware
 
 if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord, RecordMetadata
@@ -52,6 +54,8 @@ def make_broker(settings: ServiceSettings, client_id: str, **overrides: Any) -> 
     - lz4 compression: cheap on CPU, halves JSON on the wire.
     - topics are created by :func:`ensure_topics`, not implicitly by consumers.
     - every consumed message binds its correlation id to the log context.
+    - trace context travels in the message headers (``koalr_runtime.tracing``; no-op unless
+      tracing is configured).
     """
     options: dict[str, Any] = {
         "client_id": client_id,
@@ -62,7 +66,7 @@ def make_broker(settings: ServiceSettings, client_id: str, **overrides: Any) -> 
         "request_timeout_ms": 30_000,
         "graceful_timeout": 15.0,
         "logger": get_logger(f"{client_id}.broker"),
-        "middlewares": (CorrelationMiddleware,),
+        "middlewares": (CorrelationMiddleware, KafkaTelemetryMiddleware(), BatchTraceMiddleware),
     }
     options.update(overrides)
     return KafkaBroker(settings.kafka_bootstrap_servers, **options)

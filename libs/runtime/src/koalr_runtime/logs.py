@@ -14,7 +14,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import structlog
 import structlog.tracebacks
@@ -104,9 +104,12 @@ def configure_logging(
     level: str = "INFO",
     log_format: Literal["auto", "json", "console"] = "auto",
     service: str | None = None,
+    stream: TextIO | None = None,
 ) -> None:
-    """Configure structlog and the standard library once per process."""
-    as_json = log_format == "json" or (log_format == "auto" and not sys.stdout.isatty())
+    """Configure structlog and the standard library once per process (logs to ``stream``,
+    standard output unless given)."""
+    out = sys.stdout if stream is None else stream
+    as_json = log_format == "json" or (log_format == "auto" and not out.isatty())
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -143,7 +146,7 @@ def configure_logging(
             _RedactingRenderer(final),
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

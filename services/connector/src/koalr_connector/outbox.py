@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
@@ -37,6 +37,7 @@ from koalr_connector.instruments import OUTBOX_FAILURES, OUTBOX_PENDING, OUTBOX_
 from koalr_contracts import AnyEvent, encode_event
 from koalr_runtime.kafka import event_headers
 from koalr_runtime.logs import get_logger, redact_text
+from koalr_runtime.tracing import continued, current_carrier
 
 if TYPE_CHECKING:
     from faststream.kafka import KafkaBroker
@@ -61,6 +62,8 @@ class OutboxMessage:
     key: bytes
     payload: bytes
     headers: dict[str, str]
+    trace_context: dict[str, str] = field(default_factory=dict)
+    """The trace of the change that wrote it (``traceparent``), continued by the relay."""
 
     @classmethod
     def of(cls, topic: str, event: AnyEvent) -> OutboxMessage:
@@ -77,6 +80,7 @@ class OutboxMessage:
             key=key,
             payload=encode_event(event),
             headers=event_headers(event),
+            trace_context=current_carrier(),
         )
 
 
@@ -185,9 +189,10 @@ class OutboxRelay:
             for item in pending:
                 message = item.message
                 try:
-                    ack = await self._publisher.send(
-                        message.topic, message.key, message.payload, message.headers
-                    )
+                    with continued(message.trace_context):
+                        ack = await self._publisher.send(
+                            message.topic, message.key, message.payload, message.headers
+                        )
                 except Exception as exc:  # noqa: BLE001 - the rest of the batch waits
                     first_error = exc
                     failed = pending[len(handed) :]

@@ -188,8 +188,8 @@ class Repository:
     async def enqueue(self, conn: Conn, message: OutboxMessage) -> int:
         outbox_id: int = await conn.fetchval(
             f"INSERT INTO {self._outbox} "  # noqa: S608
-            "(integration_id, topic, event_id, event_type, message_key, payload, headers) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "(integration_id, topic, event_id, event_type, message_key, payload, headers, "
+            "trace_context) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             message.integration_id,
             message.topic,
             message.event_id,
@@ -197,6 +197,7 @@ class Repository:
             message.key,
             message.payload,
             message.headers,
+            message.trace_context,
         )
         return outbox_id
 
@@ -209,7 +210,7 @@ class Repository:
         """
         rows = await conn.fetch(
             f"SELECT o.id, o.integration_id, o.topic, o.event_id, o.event_type, "  # noqa: S608
-            "o.message_key, o.payload, o.headers, o.attempts "
+            "o.message_key, o.payload, o.headers, o.trace_context, o.attempts "
             f"FROM {self._outbox} o WHERE o.published_at IS NULL AND NOT EXISTS ("
             f"SELECT 1 FROM {self._outbox} p WHERE p.integration_id = o.integration_id "
             "AND p.published_at IS NULL AND p.id < o.id) "
@@ -228,6 +229,7 @@ class Repository:
                     key=r["message_key"],
                     payload=r["payload"],
                     headers=r["headers"],
+                    trace_context=r["trace_context"],
                 ),
             )
             for r in rows

@@ -1,0 +1,1 @@
+"""The operator command line ``koalr`` (see docs/operators.md)."""
