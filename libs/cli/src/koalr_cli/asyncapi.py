@@ -5,7 +5,7 @@ publishes it and which consumer groups read it, typed with the contract's event 
 FastStream's ``AsyncAPI`` turns that into channels, operations, messages and JSON Schemas. The
 services' own brokers cannot be used: they publish with ``broker.publish`` (no declared publishers)
 and consume raw records, so FastStream would see neither the producers nor the payloads (see
-docs/decisions/0502-asyncapi-from-the-contracts.md).
+docs/decisions/0503-asyncapi-from-the-contracts.md).
 
 ``python -m koalr_cli.asyncapi docs/asyncapi.yaml`` rewrites the file; a test fails when the
 committed file differs.
