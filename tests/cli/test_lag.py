@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from koalr_contracts import topics
@@ -87,3 +88,33 @@ async def test_lag_names_the_broker_it_could_not_reach(koalr: Koalr) -> None:
     assert out.stderr.startswith(
         "error[kafka_unreachable]: No Kafka broker answered at 127.0.0.1:1"
     )
+
+
+async def test_offsets_a_group_kept_of_a_deleted_topic_are_left_out(
+    koalr: Koalr, kafka_bootstrap_servers: str, topic_namespace: str
+) -> None:
+    jobs = f"{topic_namespace}.{topics.SYNC_JOBS}"
+    gone = f"{topic_namespace}.deleted-topic"
+    await ensure_topics(kafka_bootstrap_servers, [jobs, gone], partitions=1)
+    await produce(kafka_bootstrap_servers, jobs, {0: 2})
+    await produce(kafka_bootstrap_servers, gone, {0: 2})
+    workers = f"{topic_namespace}.syncer-workers"
+    await commit(
+        kafka_bootstrap_servers, workers, {TopicPartition(jobs, 0): 1, TopicPartition(gone, 0): 1}
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_topics([gone])
+    finally:
+        await admin.close()
+
+    out = await koalr("--json", "lag", "--group", workers)
+
+    assert out.exit_code == 0, out.stderr
+    assert out.json() == {
+        "partitions": [
+            {"group": workers, "topic": jobs, "partition": 0, "committed": 1, "end": 2, "lag": 1}
+        ],
+        "total_lag": 1,
+    }
