@@ -1,0 +1,344 @@
+"""The dashboard page in real headless Chromium against the real metrics service.
+
+The data goes through the real pipeline pieces (events on Kafka, the metrics consumers, PostgreSQL);
+the page is the built bundle served by the metrics service at /dashboard/. Every test saves a
+screenshot under tests/dashboard/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from playwright.async_api import Browser, Page
+
+from koalr_contracts import topics
+from tests.dashboard.support import ARTIFACTS, build_dashboard, chromium, dollars, serving
+from tests.metrics.support import (
+    Truth,
+    connected,
+    fully_committed,
+    make_settings,
+    new_id,
+    producer,
+    publish,
+    range_days,
+    snapshot,
+    sync_status,
+    today,
+    token,
+    usage,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+ORG = "org-dash"
+EMPTY_ORG = "org-none"
+#: Active members per day (days ago); 2 and 5 days ago stay below the members' minimum of 5.
+ACTIVE_BY_DAY = {1: 7, 2: 3, 3: 5, 4: 6, 5: 2, 8: 8}
+EMAILS = [f"dev{i}@corp.example" for i in range(8)]
+
+
+@dataclass
+class Site:
+    url: str
+    truth: Truth
+    integration_id: uuid.UUID
+    browser: Browser
+
+
+@pytest.fixture(scope="module")
+async def site(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterator[Site]:
+    build_dashboard()
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    settings = make_settings(
+        kafka_bootstrap_servers,
+        f"{database_url.rpartition('/')[0]}/{name}",
+        f"t{uuid.uuid4().hex[:12]}",
+    )
+    integration = new_id()
+    truth = Truth()
+    fetched_at = datetime.now(UTC) - timedelta(hours=1)
+    records = [
+        usage(
+            ORG,
+            integration,
+            today() - timedelta(days=days_ago),
+            EMAILS[m],
+            {"gpt-5": (3 * m + days_ago, f"{m}.25"), "claude-4.5-sonnet": (m + 1, "1.5")}
+            if m < active
+            else {},
+            fetched_at=fetched_at,
+        )
+        for days_ago, active in ACTIVE_BY_DAY.items()
+        for m in range(8)
+    ]
+    truth.add(records)
+    try:
+        async with producer(settings) as broker, serving(settings) as url, chromium() as browser:
+            await publish(
+                broker, settings.topic(topics.INTEGRATIONS), [connected(ORG, integration)]
+            )
+            await publish(broker, settings.topic(topics.USAGE_RECORDS), records)
+            spends = {email: f"{125 * (m + 1)}.5" for m, email in enumerate(EMAILS)}
+            await publish(
+                broker,
+                settings.topic(topics.USAGE_RECORDS),
+                [snapshot(ORG, integration, today().replace(day=1), spends, fetched_at=fetched_at)],
+            )
+            await publish(
+                broker,
+                settings.topic(topics.SYNC_STATUS),
+                [
+                    sync_status(
+                        ORG,
+                        integration,
+                        "idle",
+                        data_through=today() - timedelta(days=1),
+                        last_success_at=fetched_at,
+                    )
+                ],
+            )
+
+            async def stored() -> bool:
+                return all(
+                    [
+                        await fully_committed(
+                            kafka_bootstrap_servers, settings.group(group), settings.topic(topic)
+                        )
+                        for group, topic in (
+                            (settings.ingest_group, topics.USAGE_RECORDS),
+                            (settings.integrations_group, topics.INTEGRATIONS),
+                            (settings.sync_status_group, topics.SYNC_STATUS),
+                        )
+                    ]
+                )
+
+            await wait_until(stored, what="seed data stored")
+            yield Site(url, truth, integration, browser)
+    finally:
+        admin = await asyncpg.connect(database_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def api(site: Site, resource: str, bearer: str, org: str = ORG) -> Any:
+    async with httpx.AsyncClient(base_url=site.url) as client:
+        response = await client.get(
+            f"/v1/orgs/{org}/ai-analytics/{resource}",
+            params={"days": 30},
+            headers={"Authorization": f"Bearer {bearer}"},
+        )
+    assert response.status_code == 200, response.text
+    return json.loads(response.content, parse_float=Decimal)
+
+
+async def open_page(
+    site: Site, bearer: str, *, org: str = ORG, width: int = 1280, state: str = "ready"
+) -> Page:
+    page = await site.browser.new_page(viewport={"width": width, "height": 900})
+    await page.goto(f"{site.url}/dashboard/?org={org}#token={bearer}")
+    await page.wait_for_selector(f'[data-state="{state}"]')
+    return page
+
+
+async def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+async def metric(page: Page, provider: str, name: str) -> str:
+    text = await page.text_content(f'[data-provider="{provider}"][data-metric="{name}"]')
+    assert text is not None
+    return text
+
+
+async def test_admin_page_shows_the_apis_numbers(site: Site) -> None:
+    bearer = token(ORG, "admin")
+    summary = await api(site, "summary", bearer)
+    members = (await api(site, "members", bearer))["members"]
+    page = await open_page(site, bearer)
+    await screenshot(page, "admin")
+    (cursor,) = summary["providers"]
+    daily = site.truth.daily(site.integration_id, range_days(30))
+
+    requests_total = sum(p["requests"] for p in cursor["requests"])
+    assert requests_total == sum(d["requests"] for d in daily.values())
+    assert await metric(page, "cursor", "requests-total") == str(requests_total)
+
+    spend_total = cursor["spend"]["total_cents"]
+    assert spend_total == sum((d["cents"] for d in daily.values()), Decimal(0))
+    assert await metric(page, "cursor", "spend-total") == dollars(spend_total)
+
+    yesterday = daily[today() - timedelta(days=1)]["active"]
+    assert yesterday == ACTIVE_BY_DAY[1]
+    assert await metric(page, "cursor", "dau-latest") == str(yesterday)
+
+    dau_chart = await page.get_attribute(
+        '[data-provider-section="cursor"] [data-chart="active users"]', "data-series"
+    )
+    assert json.loads(dau_chart or "") == [p["active_users"] for p in cursor["dau"]]
+    assert await page.get_attribute("[data-sync-state]", "data-sync-state") == "idle"
+
+    rows = await page.locator("[data-member]").evaluate_all(
+        "rows => rows.map(r => [r.dataset.member, r.cells[3].textContent])"
+    )
+    assert sorted(rows) == sorted([m["email"], f"{m['requests']:,}"] for m in members)
+    assert len(rows) == len(EMAILS)
+    await page.close()
+
+
+async def test_members_table_sorts_by_the_chosen_column(site: Site) -> None:
+    bearer = token(ORG, "admin")
+    members = (await api(site, "members", bearer))["members"]
+    page = await open_page(site, bearer)
+    order = "rows => rows.map(r => r.dataset.member)"
+    by_requests = sorted(members, key=lambda m: (-m["requests"], m["email"]))
+    assert await page.locator("[data-member]").evaluate_all(order) == [
+        m["email"] for m in by_requests
+    ]
+    await page.click('button[data-sort="member"]')
+    assert await page.locator("[data-member]").evaluate_all(order) == sorted(EMAILS)
+    assert (
+        await page.get_attribute('th:has(button[data-sort="member"])', "aria-sort") == "ascending"
+    )
+    await page.click('button[data-sort="spend_cents"]')
+    by_spend = sorted(members, key=lambda m: (-m["spend_cents"], m["email"]))
+    assert await page.locator("[data-member]").evaluate_all(order) == [m["email"] for m in by_spend]
+    await page.close()
+
+
+async def test_member_page_has_no_member_rows_nor_spend_and_draws_suppressed_days_as_gaps(
+    site: Site,
+) -> None:
+    bearer = token(ORG, "member", sub="member-1")
+    summary = await api(site, "summary", bearer)
+    page = await open_page(site, bearer)
+    await screenshot(page, "member")
+    (cursor,) = summary["providers"]
+    assert "spend" not in cursor
+
+    assert await page.locator("[data-member]").count() == 0
+    assert await page.locator("[data-members]").count() == 0
+    assert await page.locator('[data-metric="spend-total"]').count() == 0
+    assert await page.locator('[data-chart="spend"]').count() == 0
+
+    series = json.loads(
+        await page.get_attribute('[data-chart="active users"]', "data-series") or ""
+    )
+    by_day = dict(zip([p["date"] for p in cursor["dau"]], series, strict=True))
+    for days_ago, active in ACTIVE_BY_DAY.items():
+        day = (today() - timedelta(days=days_ago)).isoformat()
+        assert by_day[day] == (active if active >= 5 else None), day
+    suppressed = sum(1 for p in cursor["dau"] if p.get("suppressed"))
+    assert suppressed > 0
+    assert await page.get_attribute("[data-suppressed-days]", "data-suppressed-days") == str(
+        suppressed
+    )
+    visible_requests = sum(p["requests"] or 0 for p in cursor["requests"])
+    assert await metric(page, "cursor", "requests-total") == str(visible_requests)
+    assert await metric(page, "cursor", "dau-latest") == str(ACTIVE_BY_DAY[1])
+    await page.close()
+
+
+async def test_org_without_providers_shows_the_empty_state(site: Site) -> None:
+    page = await open_page(site, token(EMPTY_ORG, "admin"), org=EMPTY_ORG, state="empty")
+    await screenshot(page, "empty")
+    assert await page.locator("[data-provider]").count() == 0
+    assert "No AI assistant connected yet" in (await page.text_content("[data-state=empty]") or "")
+    await page.close()
+
+
+@pytest.mark.parametrize(
+    ("case", "bearer", "status", "code"),
+    [
+        ("expired", "expired", 401, "token_expired"),
+        ("other-org", "other-org", 403, "forbidden"),
+    ],
+)
+async def test_refused_calls_show_the_apis_error(
+    site: Site, case: str, bearer: str, status: int, code: str
+) -> None:
+    tokens = {
+        "expired": token(ORG, "admin", exp=datetime.now(UTC) - timedelta(hours=1)),
+        "other-org": token(EMPTY_ORG, "admin"),
+    }
+    async with httpx.AsyncClient(base_url=site.url) as client:
+        response = await client.get(
+            f"/v1/orgs/{ORG}/ai-analytics/summary",
+            headers={"Authorization": f"Bearer {tokens[bearer]}"},
+        )
+    error = response.json()["error"]
+    assert (response.status_code, error["code"]) == (status, code)
+    page = await open_page(site, tokens[bearer], state="error")
+    await screenshot(page, f"error-{case}")
+    alert = page.locator('[role="alert"]')
+    assert await alert.get_attribute("data-error-code") == code
+    assert await alert.get_attribute("data-error-status") == str(status)
+    assert error["message"] in (await alert.text_content() or "")
+    assert await page.locator("[data-provider]").count() == 0
+    await page.close()
+
+
+async def test_a_failing_api_shows_its_message(site: Site) -> None:
+    """A 500 cannot be caused on demand in a healthy service, so the browser answers the summary
+    call itself with the API's error shape; everything else is real."""
+    body = {"error": {"code": "internal_error", "message": "Something failed on our side."}}
+    page = await site.browser.new_page()
+    await page.route(
+        "**/ai-analytics/summary*",
+        lambda route: route.fulfill(status=500, json=body),
+    )
+    await page.goto(f"{site.url}/dashboard/?org={ORG}#token={token(ORG, 'admin')}")
+    alert = page.locator('[data-state="error"]')
+    await alert.wait_for()
+    await screenshot(page, "error-500")
+    assert await alert.get_attribute("data-error-code") == "internal_error"
+    assert "Something failed on our side." in (await alert.text_content() or "")
+    await page.close()
+
+
+async def test_missing_token_says_how_to_open_the_page(site: Site) -> None:
+    page = await site.browser.new_page()
+    await page.goto(f"{site.url}/dashboard/?org={ORG}")
+    alert = page.locator('[data-state="error"]')
+    await alert.wait_for()
+    assert await alert.get_attribute("data-error-code") == "missing_token"
+    await page.close()
+
+
+async def test_the_page_fits_a_375_px_screen(site: Site) -> None:
+    page = await open_page(site, token(ORG, "admin"), width=375)
+    await screenshot(page, "admin-375px")
+    widths = await page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths == [375, 375]
+    chart_width = await page.locator(".chart .uplot").first.evaluate("e => e.offsetWidth")
+    assert 200 <= chart_width <= 375
+    await page.close()
+
+
+async def test_the_token_never_reaches_the_server(site: Site) -> None:
+    bearer = token(ORG, "admin")
+    page = await site.browser.new_page()
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    await page.goto(f"{site.url}/dashboard/?org={ORG}#token={bearer}")
+    await page.wait_for_selector('[data-state="ready"]')
+    assert urls
+    assert all(bearer not in url for url in urls)
+    assert all(url.startswith(site.url) for url in urls)
+    await page.close()
