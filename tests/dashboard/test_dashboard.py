@@ -342,3 +342,38 @@ async def test_the_token_never_reaches_the_server(site: Site) -> None:
     assert all(bearer not in url for url in urls)
     assert all(url.startswith(site.url) for url in urls)
     await page.close()
+
+
+#: WCAG 2.x contrast of every element's own text against the background it sits on.
+CONTRAST = """() => {
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (e) => {
+    for (; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c;
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  for (const e of document.body.querySelectorAll("*")) {
+    const own = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || e.getClientRects().length === 0) continue;
+    const [a, b] = [lum(rgb(getComputedStyle(e).color)), lum(background(e))];
+    out.push([e.textContent.trim().slice(0, 30), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]);
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("state", ["ready", "error"])
+async def test_every_text_meets_wcag_aa_contrast(site: Site, state: str) -> None:
+    bearer = token(ORG, "admin") if state == "ready" else token(EMPTY_ORG, "admin")
+    page = await open_page(site, bearer, state=state)
+    ratios = await page.evaluate(CONTRAST)
+    assert len(ratios) >= (20 if state == "ready" else 4)
+    assert [(text, ratio) for text, ratio in ratios if ratio < 4.5] == []
+    await page.close()

@@ -99,8 +99,8 @@ export function providerSection(summary: ProviderSummary): { section: HTMLElemen
   const seats = spend?.seats;
   const section = el(
     "section",
-    { class: "card provider", "data-provider-section": p, "aria-labelledby": `title-${p}` },
-    el("h2", { id: `title-${p}` }, name),
+    { class: "card provider", "data-provider-section": p, "data-integration": summary.integration_id, "aria-labelledby": `title-${summary.integration_id}` },
+    el("h2", { id: `title-${summary.integration_id}` }, name),
     freshnessBlock(summary.freshness),
     figures,
     chart({ title: "Daily active users", label: "active users", bars: false, values: summary.dau.map((d) => d.active_users), format: (v) => count(v) }),
