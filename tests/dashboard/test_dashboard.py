@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page
 
-from koalr_contracts import topics
+from koalr_contracts import UsageRecord, topics
 from tests.dashboard.support import ARTIFACTS, build_dashboard, chromium, dollars, serving
 from tests.metrics.support import (
     Truth,
@@ -43,6 +43,8 @@ pytestmark = pytest.mark.integration
 
 ORG = "org-dash"
 EMPTY_ORG = "org-none"
+#: An org whose policy lets members see spend.
+SPEND_ORG = "org-spend"
 #: Active members per day (days ago); 2 and 5 days ago stay below the members' minimum of 5.
 ACTIVE_BY_DAY = {1: 7, 2: 3, 3: 5, 4: 6, 5: 2, 8: 8}
 EMAILS = [f"dev{i}@corp.example" for i in range(8)]
@@ -54,6 +56,23 @@ class Site:
     truth: Truth
     integration_id: uuid.UUID
     browser: Browser
+
+
+def _records(org_id: str, integration: uuid.UUID, fetched_at: datetime) -> list[UsageRecord]:
+    return [
+        usage(
+            org_id,
+            integration,
+            today() - timedelta(days=days_ago),
+            EMAILS[m],
+            {"gpt-5": (3 * m + days_ago, f"{m}.25"), "claude-4.5-sonnet": (m + 1, "1.5")}
+            if m < active
+            else {},
+            fetched_at=fetched_at,
+        )
+        for days_ago, active in ACTIVE_BY_DAY.items()
+        for m in range(8)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -68,49 +87,33 @@ async def site(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterator
         f"{database_url.rpartition('/')[0]}/{name}",
         f"t{uuid.uuid4().hex[:12]}",
     )
-    integration = new_id()
+    integrations = {org: new_id() for org in (ORG, SPEND_ORG)}
     truth = Truth()
     fetched_at = datetime.now(UTC) - timedelta(hours=1)
-    records = [
-        usage(
-            ORG,
-            integration,
-            today() - timedelta(days=days_ago),
-            EMAILS[m],
-            {"gpt-5": (3 * m + days_ago, f"{m}.25"), "claude-4.5-sonnet": (m + 1, "1.5")}
-            if m < active
-            else {},
-            fetched_at=fetched_at,
-        )
-        for days_ago, active in ACTIVE_BY_DAY.items()
-        for m in range(8)
-    ]
-    truth.add(records)
     try:
         async with producer(settings) as broker, serving(settings) as url, chromium() as browser:
             await publish(
-                broker, settings.topic(topics.INTEGRATIONS), [connected(ORG, integration)]
-            )
-            await publish(broker, settings.topic(topics.USAGE_RECORDS), records)
-            spends = {email: f"{125 * (m + 1)}.5" for m, email in enumerate(EMAILS)}
-            await publish(
                 broker,
-                settings.topic(topics.USAGE_RECORDS),
-                [snapshot(ORG, integration, today().replace(day=1), spends, fetched_at=fetched_at)],
+                settings.topic(topics.INTEGRATIONS),
+                [connected(org, integration) for org, integration in integrations.items()],
             )
-            await publish(
-                broker,
-                settings.topic(topics.SYNC_STATUS),
-                [
-                    sync_status(
-                        ORG,
-                        integration,
-                        "idle",
-                        data_through=today() - timedelta(days=1),
-                        last_success_at=fetched_at,
-                    )
-                ],
-            )
+            for org, integration in integrations.items():
+                records = _records(org, integration, fetched_at)
+                truth.add(records)
+                await publish(broker, settings.topic(topics.USAGE_RECORDS), records)
+                spends = {email: f"{125 * (m + 1)}.5" for m, email in enumerate(EMAILS)}
+                cycle = snapshot(
+                    org, integration, today().replace(day=1), spends, fetched_at=fetched_at
+                )
+                await publish(broker, settings.topic(topics.USAGE_RECORDS), [cycle])
+                status = sync_status(
+                    org,
+                    integration,
+                    "idle",
+                    data_through=today() - timedelta(days=1),
+                    last_success_at=fetched_at,
+                )
+                await publish(broker, settings.topic(topics.SYNC_STATUS), [status])
 
             async def stored() -> bool:
                 return all(
@@ -127,7 +130,7 @@ async def site(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterator
                 )
 
             await wait_until(stored, what="seed data stored")
-            yield Site(url, truth, integration, browser)
+            yield Site(url, truth, integrations[ORG], browser)
     finally:
         admin = await asyncpg.connect(database_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -376,4 +379,33 @@ async def test_every_text_meets_wcag_aa_contrast(site: Site, state: str) -> None
     ratios = await page.evaluate(CONTRAST)
     assert len(ratios) >= (20 if state == "ready" else 4)
     assert [(text, ratio) for text, ratio in ratios if ratio < 4.5] == []
+    await page.close()
+
+
+async def test_members_see_spend_where_the_org_allows_it_and_still_no_member_rows(
+    site: Site,
+) -> None:
+    async with httpx.AsyncClient(base_url=site.url) as client:
+        response = await client.put(
+            f"/v1/orgs/{SPEND_ORG}/ai-analytics/settings",
+            headers={"Authorization": f"Bearer {token(SPEND_ORG, 'admin')}"},
+            json={"members_can_see_spend": True, "min_group_size": 5},
+        )
+    assert response.status_code == 200, response.text
+    bearer = token(SPEND_ORG, "member", sub="member-2")
+    (cursor,) = (await api(site, "summary", bearer, org=SPEND_ORG))["providers"]
+    visible = sum(
+        (p["cents"] for p in cursor["spend"]["daily"] if p["cents"] is not None), Decimal(0)
+    )
+    assert cursor["spend"]["total_cents"] == visible
+    page = await open_page(site, bearer, org=SPEND_ORG)
+    await screenshot(page, "member-spend-allowed")
+    assert await metric(page, "cursor", "spend-total") == dollars(visible)
+    spend_series = json.loads(await page.get_attribute('[data-chart="spend"]', "data-series") or "")
+    # The page divides the API's cents by 100 in IEEE doubles, as Python floats do.
+    assert spend_series == [
+        None if p["cents"] is None else float(p["cents"]) / 100 for p in cursor["spend"]["daily"]
+    ]
+    assert None in spend_series
+    assert await page.locator("[data-member]").count() == 0
     await page.close()

@@ -65,3 +65,12 @@ def test_the_bundle_stays_small() -> None:
         for name in ("app.js", "app.css")
     )
     assert gzipped <= BUNDLE_BUDGET_BYTES
+
+
+def test_make_skips_the_build_while_the_sources_are_unchanged() -> None:
+    build_dashboard()
+    # `make -q` runs nothing and exits 0 only when the target is up to date.
+    question = subprocess.run(
+        ["make", "-q", "dashboard"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert question.returncode == 0, question.stdout + question.stderr
