@@ -25,13 +25,9 @@ function totalRequests(summary: ProviderSummary): number {
   return summary.requests.reduce((sum, p) => sum + (p.requests ?? 0), 0);
 }
 
-function figure(provider: string, metric: string, label: string, value: string, unit = ""): HTMLElement {
-  return el(
-    "div",
-    { class: "figure" },
-    el("dt", {}, label),
-    el("dd", {}, unit, el("span", { "data-provider": provider, "data-metric": metric }, value)),
-  );
+/** A labelled figure whose marked element's text is the value alone (the unit stays outside). */
+function figure(marks: Record<string, string>, label: string, value: string, unit = ""): HTMLElement {
+  return el("div", { class: "figure" }, el("dt", {}, label), el("dd", {}, unit, el("span", marks, value)));
 }
 
 function freshnessBlock(freshness: Freshness): HTMLElement {
@@ -76,9 +72,9 @@ export function providerSection(summary: ProviderSummary): { section: HTMLElemen
   const figures = el(
     "dl",
     { class: "figures" },
-    figure(p, "requests-total", "Requests (period)", String(totalRequests(summary))),
-    figure(p, "dau-latest", "Active users (latest day)", latest === null ? "n/a" : String(latest)),
-    summary.spend ? figure(p, "spend-total", "Spend (period)", dollars(summary.spend.total_cents), "$") : null,
+    figure({ "data-provider": p, "data-metric": "requests-total" }, "Requests (period)", String(totalRequests(summary))),
+    figure({ "data-provider": p, "data-metric": "dau-latest" }, "Active users (latest day)", latest === null ? "n/a" : String(latest)),
+    summary.spend ? figure({ "data-provider": p, "data-metric": "spend-total" }, "Spend (period)", dollars(summary.spend.total_cents), "$") : null,
   );
 
   const models = el(
@@ -116,10 +112,10 @@ export function providerSection(summary: ProviderSummary): { section: HTMLElemen
       ? el(
           "dl",
           { class: "figures seats", "data-seats": "" },
-          el("div", { class: "figure" }, el("dt", {}, "Seats"), el("dd", {}, String(seats.total))),
-          el("div", { class: "figure" }, el("dt", {}, "Active (30 days)"), el("dd", {}, String(seats.active_30d))),
-          el("div", { class: "figure" }, el("dt", {}, "Never used"), el("dd", {}, String(seats.never_used))),
-          el("div", { class: "figure" }, el("dt", {}, "Seats per month"), el("dd", {}, `$${dollars(seats.monthly_cents)}`)),
+          figure({ "data-seats-field": "total" }, "Seats", String(seats.total)),
+          figure({ "data-seats-field": "active_30d" }, "Active (30 days)", String(seats.active_30d)),
+          figure({ "data-seats-field": "never_used" }, "Never used", String(seats.never_used)),
+          figure({ "data-seats-field": "monthly_cents" }, "Seats per month", dollars(seats.monthly_cents), "$"),
         )
       : null,
   );
