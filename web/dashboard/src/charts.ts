@@ -12,7 +12,11 @@ export interface Series {
   days: string[];
   values: (number | null)[];
   format: (value: number) => string;
+  /** Counts (users, requests): whole-number ticks only. */
+  whole: boolean;
 }
+
+const WHOLE_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6];
 
 const INK = "#1f2328";
 const GRID = "#d0d7de";
@@ -33,7 +37,7 @@ export function drawChart(box: HTMLElement, series: Series): void {
     scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
     axes: [
       { ...axis, values: (_u, ticks) => ticks.map((t) => new Date(t * 1000).toISOString().slice(5, 10)) },
-      { ...axis, size: 56, values: (_u, ticks) => ticks.map((t) => series.format(t)) },
+      { ...axis, size: 56, incrs: series.whole ? WHOLE_STEPS : undefined, values: (_u, ticks) => ticks.map((t) => series.format(t)) },
     ],
     series: [
       {},

@@ -99,12 +99,12 @@ export function providerSection(summary: ProviderSummary): { section: HTMLElemen
     el("h2", { id: `title-${summary.integration_id}` }, name),
     freshnessBlock(summary.freshness),
     figures,
-    chart({ title: "Daily active users", label: "active users", bars: false, values: summary.dau.map((d) => d.active_users), format: (v) => count(v) }),
+    chart({ title: "Daily active users", label: "active users", whole: true, bars: false, values: summary.dau.map((d) => d.active_users), format: (v) => count(v) }),
     suppressedNote(summary.dau),
-    chart({ title: "Requests per day", label: "requests", bars: true, values: summary.requests.map((d) => d.requests), format: (v) => count(v) }),
+    chart({ title: "Requests per day", label: "requests", whole: true, bars: true, values: summary.requests.map((d) => d.requests), format: (v) => count(v) }),
     el("h3", {}, "Model mix"),
     summary.models.length === 0 ? el("p", { class: "muted" }, "No requests in the period.") : models,
-    spend ? chart({ title: "Spend per day ($)", label: "spend", bars: true, values: spend.daily.map((d) => (d.cents === null ? null : d.cents / 100)), format: (v) => (Math.abs(v) < 10 ? `$${v.toFixed(2)}` : `$${count(Math.round(v))}`) }) : null,
+    spend ? chart({ title: "Spend per day ($)", label: "spend", whole: false, bars: true, values: spend.daily.map((d) => (d.cents === null ? null : d.cents / 100)), format: (v) => (Math.abs(v) < 10 ? `$${v.toFixed(2)}` : `$${count(Math.round(v))}`) }) : null,
     spend?.cycle
       ? el("p", { "data-spend-cycle": "" }, `Billing cycle since ${spend.cycle.start}: `, spend.cycle.total_cents === null ? "hidden to protect privacy" : `$${dollars(spend.cycle.total_cents)}`)
       : null,
