@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
+import jsonschema
 import jwt
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -330,6 +331,37 @@ def sync_status(org_id: str, integration_id: UUID, state: str, **fields: Any) ->
         state=state,  # type: ignore[arg-type]
         **fields,
     )
+
+
+# --- the OpenAPI document ---------------------------------------------------------------------
+
+
+def documented_body_checker(
+    spec: dict[str, Any],
+) -> Callable[[str, str, httpx.Response], dict[str, Any]]:
+    """A check that a response body of ``/v1/orgs/{org_id}/ai-analytics/<route>`` validates
+    against the served document, with no property left undocumented (the component schemas
+    are closed with ``additionalProperties: false``); it returns the body."""
+    components = {
+        "schemas": {
+            name: {**schema, "additionalProperties": False} if "properties" in schema else schema
+            for name, schema in spec["components"]["schemas"].items()
+        }
+    }
+
+    def check(route: str, method: str, response: httpx.Response) -> dict[str, Any]:
+        documented = spec["paths"][f"/v1/orgs/{{org_id}}/ai-analytics/{route}"][method]
+        content = documented["responses"][str(response.status_code)]["content"]
+        schema = {**content["application/json"]["schema"], "components": components}
+        body: dict[str, Any] = response.json()
+        validator = jsonschema.Draft202012Validator(
+            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+        errors = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(body)]
+        assert errors == [], (route, method, response.status_code, errors)
+        return body
+
+    return check
 
 
 # --- ground truth -----------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def rendered_summary(data: ProviderData, day_range: DayRange, **kwargs: Any) -> 
 
 
 def rendered_members(members: list[MemberActivity]) -> Any:
-    return rendered(members_document(members))
+    return rendered(members_document(members, RANGE))
 
 
 def test_range_and_share() -> None:
@@ -145,9 +145,9 @@ def test_member_spend_follows_the_policy() -> None:
 def test_members_are_sorted_by_requests() -> None:
     doc = rendered_members(
         [
-            MemberActivity("cursor", "b@x.io", "B", 1, 5, "o3", Decimal("1.5")),
-            MemberActivity("cursor", "a@x.io", "A", 2, 9, None, Decimal(0)),
-            MemberActivity("cursor", "c@x.io", None, 0, 5, None, Decimal(0)),
+            MemberActivity("cursor", "b@x.io", None, "B", 1, 5, "o3", Decimal("1.5")),
+            MemberActivity("cursor", "a@x.io", None, "A", 2, 9, None, Decimal(0)),
+            MemberActivity("cursor", "c@x.io", None, None, 0, 5, None, Decimal(0)),
         ]
     )
     assert [m["email"] for m in doc["members"]] == ["a@x.io", "b@x.io", "c@x.io"]

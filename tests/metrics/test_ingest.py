@@ -6,9 +6,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from uuid import UUID
 
-from koalr_contracts import encode_event, topics
-from koalr_metrics.ingest import decode_usage, snapshot_rows, usage_rows
+from koalr_contracts import DaySpend, SeatsSnapshot, UsageRecord, encode_event, topics
+from koalr_metrics.ingest import (
+    decode_usage,
+    prepare_usage,
+    snapshot_rows,
+    usage_copy,
+    usage_rows,
+)
 from tests.metrics.support import new_id, snapshot, usage
 
 TOPIC = "tns." + topics.USAGE_RECORDS
@@ -76,10 +83,101 @@ def test_rows_carry_each_model_and_the_envelope_of_unknown_integrations() -> Non
     )
     rows = usage_rows([record])
     assert rows.member_days == [
-        (integration, DAY, "dev@x.io", "dev@x.io", "Dev", True, 5, Decimal("2.00"), T0)
+        (integration, DAY, "dev@x.io", "dev@x.io", "Dev", True, 5, Decimal("2.00"), T0, None)
     ]
     assert rows.models == [
         (integration, DAY, "dev@x.io", "gpt-5", 3, Decimal("1.25")),
         (integration, DAY, "dev@x.io", "o3", 2, Decimal("0.75")),
     ]
     assert rows.integrations == {integration: ("org-9", "cursor")}
+
+
+def _seats(
+    integration: UUID, fetched_at: datetime, *logins: str, plan: str = "business"
+) -> SeatsSnapshot:
+    return SeatsSnapshot.model_validate(
+        {
+            "org_id": "o",
+            "integration_id": integration,
+            "provider": "github_copilot",
+            "plan": plan,
+            "fetched_at": fetched_at,
+            "seats": [
+                {"member": {"login": login}, "created_at": "2025-12-01T00:00:00Z"}
+                for login in logins
+            ],
+        }
+    )
+
+
+def _day_spend(integration: UUID, day: date, cents: str, fetched_at: datetime) -> DaySpend:
+    return DaySpend(
+        org_id="o",
+        integration_id=integration,
+        provider="github_copilot",
+        day=day,
+        cents=Decimal(cents),
+        fetched_at=fetched_at,
+    )
+
+
+def test_newest_seats_snapshot_and_day_spend_per_key_win_in_a_chunk() -> None:
+    one, two = new_id(), new_id()
+    older = _seats(one, T0 - timedelta(hours=1), "ann")
+    newer = _seats(one, T0, "ann", "bob")
+    tie = _seats(one, T0, "bob")
+    other = _seats(two, T0 - timedelta(days=1), "cy")
+    spend_old = _day_spend(one, DAY, "100", T0 - timedelta(hours=1))
+    spend_new = _day_spend(one, DAY, "250", T0)
+    spend_day2 = _day_spend(one, DAY - timedelta(days=1), "7.5", T0 - timedelta(hours=2))
+    events = (newer, older, other, tie, spend_new, spend_old, spend_day2)
+    prepared = prepare_usage(TOPIC, [encode_event(e) for e in events])
+    assert [(i, s.integration_id, [seat[1] for seat in s.seats]) for i, s in prepared.seats] == [
+        (3, one, ["bob"]),
+        (2, two, ["cy"]),
+    ]
+    assert [(i, s.day, s.cents) for i, s in prepared.day_spend] == [
+        (4, DAY, Decimal(250)),
+        (6, DAY - timedelta(days=1), Decimal("7.5")),
+    ]
+    assert prepared.superseded == 3
+    assert prepared.rejected == []
+
+
+def test_a_seats_snapshot_with_a_seat_that_has_no_price_is_rejected() -> None:
+    integration = new_id()
+    unpriced = _seats(integration, T0, "ann", plan="team")
+    prepared = prepare_usage(TOPIC, [encode_event(unpriced)])
+    assert prepared.seats == []
+    assert [(r.index, r.integration_id) for r in prepared.rejected] == [(0, integration)]
+    assert "'unknown' in an organisation on the 'team' plan has no Copilot list price" in str(
+        prepared.rejected[0].error
+    )
+
+
+def test_a_copilot_members_login_is_stored_beside_its_key() -> None:
+    integration = new_id()
+    record = UsageRecord.model_validate(
+        {
+            "org_id": "o",
+            "integration_id": integration,
+            "provider": "github_copilot",
+            "day": DAY,
+            "member": {"login": "ann-lee"},
+            "is_active": True,
+            "requests": 4,
+            "models": [{"model": "gpt-5", "requests": 3}, {"model": "unattributed", "requests": 1}],
+            "fetched_at": T0,
+        }
+    )
+    rows = usage_rows([record])
+    assert rows.member_days == [
+        (integration, DAY, "github:ann-lee", None, None, True, 4, Decimal(0), T0, "ann-lee")
+    ]
+    assert (
+        usage_copy([record]).member_days
+        == (
+            f"{integration}\t2025-12-31\tgithub:ann-lee\t\\N\t\\N\tt\t4\t0\t"
+            "2026-01-01T00:00:00+00:00\tann-lee\n"
+        ).encode()
+    )

@@ -411,6 +411,7 @@ def _expected_members(truth: Truth, integration_ids: list[UUID]) -> list[dict[st
                 {
                     "provider": "cursor",
                     "email": email,
+                    "login": None,
                     "name": latest.member.name,
                     "active_days": sum(1 for r in records if r.is_active),
                     "requests": sum(r.requests for r in records),

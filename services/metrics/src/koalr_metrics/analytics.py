@@ -9,6 +9,9 @@ Pure functions over what the repository read. The rules (docs/metrics.md, "Priva
   The model breakdown, the spend total and ``freshness.days_with_data`` are computed from the
   visible days only, so they still add up to what the member sees and a suppressed day reveals
   nothing (not even that someone was active). Spend appears only when the org allows it.
+- GitHub Copilot's spend on a day is its premium requests plus the cost of its seats on that day
+  (:mod:`koalr_metrics.seats`); its cycle is the calendar month. The seats block is for admins
+  only.
 """
 
 from __future__ import annotations
@@ -30,13 +33,16 @@ from koalr_metrics.schemas import (
     ProviderSummaryOut,
     RequestsPoint,
     Role,
+    SpendOut,
     SpendPoint,
     SummaryOut,
 )
+from koalr_metrics.seats import NO_SEAT_COST, BilledSeat, SeatCost, SeatCounts
 
 DEFAULT_MIN_GROUP_SIZE: Final = 5
 SHARE_QUANTUM: Final = Decimal("0.0001")
 CURRENCY: Final[Literal["USD"]] = "USD"
+ZERO_CENTS: Final = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,12 @@ class DayRange:
     @property
     def days(self) -> tuple[date, ...]:
         return _days(self.start, self.end)
+
+    @property
+    def first_spend_day(self) -> date:
+        """The first day whose day spend a summary reads: the range's start, or the start of
+        the calendar month of its end (the Copilot cycle) when that is earlier."""
+        return min(self.start, self.end.replace(day=1))
 
 
 @functools.lru_cache(maxsize=256)
@@ -106,17 +118,27 @@ class ProviderData:
     """Only days that have rows, in any order."""
     models: Sequence[ModelTotal]
     """Per-model totals over the days the viewer may see (the query applies the threshold)."""
+    day_spend: Sequence[tuple[date, Decimal]] = ()
+    """Spend outside the member rows (Copilot premium requests) per day, from the earlier of
+    the range's start and the Copilot cycle's start through the range's end."""
+    seat_cost: SeatCost = NO_SEAT_COST
+    seat_counts: SeatCounts | None = None
+    """The seats block; None without a seats snapshot."""
 
 
 @dataclass(frozen=True, slots=True)
 class MemberActivity:
     provider: Provider
     email: str | None
+    login: str | None
     name: str | None
     active_days: int
     requests: int
     top_model: str | None
     spend_cents: Decimal
+    """Charged cents of the member's days in the range."""
+    seat: BilledSeat | None = None
+    """The member's seat (Copilot), whose cost over the range adds to ``spend_cents``."""
 
 
 def visible_threshold(is_admin: bool, policy: Policy) -> int:
@@ -131,6 +153,12 @@ def share(part: int, total: int) -> Decimal:
     return (Decimal(part) / Decimal(total)).quantize(SHARE_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
+def cycle_start(provider: Provider, day: date) -> date | None:
+    """Where the billing cycle containing ``day`` starts when it is known without a provider
+    snapshot: GitHub Copilot bills by calendar month. None for Cursor (its spend snapshot says)."""
+    return day.replace(day=1) if provider == "github_copilot" else None
+
+
 def provider_summary(
     data: ProviderData, day_range: DayRange, *, is_admin: bool, policy: Policy
 ) -> ProviderSummaryOut:
@@ -138,6 +166,8 @@ def provider_summary(
     threshold = visible_threshold(is_admin, policy)
     days = _days(day_range.start, day_range.end)
     by_day = {d.day: d for d in data.days}
+    extra = dict(data.day_spend)
+    seat_cost = data.seat_cost
     empty = DayRollup(day_range.start, 0, 0, 0, Decimal(0))
     dau: list[DauPoint] = []
     requests: list[RequestsPoint] = []
@@ -147,10 +177,13 @@ def provider_summary(
     days_with_data = 0
     for day in days:
         rollup = by_day.get(day, empty)
+        cents = rollup.charged_cents
+        if extra or seat_cost.starts:
+            cents += extra.get(day, ZERO_CENTS) + seat_cost.on(day)
         if is_admin:
             dau.append({"date": day, "active_users": rollup.active_users})
             requests.append({"date": day, "requests": rollup.requests})
-            daily_spend.append({"date": day, "cents": rollup.charged_cents})
+            daily_spend.append({"date": day, "cents": cents})
         elif rollup.active_users < threshold:
             dau.append({"date": day, "active_users": None, "suppressed": True})
             requests.append({"date": day, "requests": None, "suppressed": True})
@@ -159,13 +192,13 @@ def provider_summary(
         else:
             dau.append({"date": day, "active_users": rollup.active_users, "suppressed": False})
             requests.append({"date": day, "requests": rollup.requests, "suppressed": False})
-            daily_spend.append({"date": day, "cents": rollup.charged_cents, "suppressed": False})
+            daily_spend.append({"date": day, "cents": cents, "suppressed": False})
         # Only a day the viewer may see counts: a suppressed day tells a member nothing, not
         # even that someone was active on it.
         if rollup.member_days > 0:
             days_with_data += 1
         visible_requests += rollup.requests
-        visible_cents += rollup.charged_cents
+        visible_cents += cents
 
     models = sorted(data.models, key=lambda m: (-m.requests, m.model))
     entry: ProviderSummaryOut = {
@@ -190,23 +223,42 @@ def provider_summary(
         ],
     }
     if is_admin or policy.members_can_see_spend:
-        entry["spend"] = {
+        spend: SpendOut = {
             "currency": CURRENCY,
             "total_cents": visible_cents,
             "daily": daily_spend,
-            "cycle": _cycle(data, is_admin=is_admin, threshold=threshold),
+            "cycle": _cycle(data, day_range.end, is_admin=is_admin, threshold=threshold),
         }
+        if is_admin and data.seat_counts is not None:
+            counts = data.seat_counts
+            spend["seats"] = {
+                "total": counts.total,
+                "never_used": counts.never_used,
+                "active_30d": counts.active_30d,
+                "monthly_cents": counts.monthly_cents,
+            }
+        entry["spend"] = spend
     return entry
 
 
-def _cycle(data: ProviderData, *, is_admin: bool, threshold: int) -> CycleOut | None:
-    if data.cycle_start is None or data.cycle_total_cents is None:
+def _cycle(data: ProviderData, end: date, *, is_admin: bool, threshold: int) -> CycleOut | None:
+    start = cycle_start(data.provider, end)
+    if start is not None:
+        # Copilot: the calendar month through the range's end, from the day spend and the seats
+        # (section 6b's spend of a day); a member needs min_group_size seats behind the total.
+        total = sum(
+            (cents for day, cents in data.day_spend if start <= day <= end), Decimal(0)
+        ) + sum((data.seat_cost.on(day) for day in _days(start, end)), Decimal(0))
+        spenders = data.seat_counts.total if data.seat_counts is not None else 0
+    elif data.cycle_start is None or data.cycle_total_cents is None:
         return None
+    else:
+        start, total, spenders = data.cycle_start, data.cycle_total_cents, data.cycle_spenders or 0
     if is_admin:
-        return {"start": data.cycle_start, "total_cents": data.cycle_total_cents}
-    if (data.cycle_spenders or 0) < threshold:
-        return {"start": data.cycle_start, "total_cents": None, "suppressed": True}
-    return {"start": data.cycle_start, "total_cents": data.cycle_total_cents, "suppressed": False}
+        return {"start": start, "total_cents": total}
+    if spenders < threshold:
+        return {"start": start, "total_cents": None, "suppressed": True}
+    return {"start": start, "total_cents": total, "suppressed": False}
 
 
 def summary_document(
@@ -228,18 +280,29 @@ def summary_document(
     }
 
 
-def members_document(members: Sequence[MemberActivity]) -> MembersOut:
-    ordered = sorted(members, key=lambda m: (-m.requests, m.provider, m.email or "", m.name or ""))
+def member_spend_cents(member: MemberActivity, day_range: DayRange) -> Decimal:
+    """The member's charged cents plus their seat's cost over the range (section 6b)."""
+    if member.seat is None:
+        return member.spend_cents
+    return member.spend_cents + member.seat.cost(day_range.start, day_range.end)
+
+
+def members_document(members: Sequence[MemberActivity], day_range: DayRange) -> MembersOut:
+    ordered = sorted(
+        members,
+        key=lambda m: (-m.requests, m.provider, m.email or "", m.login or "", m.name or ""),
+    )
     return {
         "members": [
             {
                 "provider": m.provider,
                 "email": m.email,
+                "login": m.login,
                 "name": m.name,
                 "active_days": m.active_days,
                 "requests": m.requests,
                 "top_model": m.top_model,
-                "spend_cents": m.spend_cents,
+                "spend_cents": member_spend_cents(m, day_range),
             }
             for m in ordered
         ]

@@ -22,26 +22,35 @@ from aiokafka.structs import ConsumerRecord
 
 from koalr_contracts import (
     CycleSpendSnapshot,
+    DaySpend,
     EventDecodeError,
     IntegrationConnected,
     IntegrationCredentialsRotated,
     IntegrationDisconnected,
+    SeatsSnapshot,
     SyncStatusChanged,
     UsageRecord,
     decode_event,
 )
+from koalr_metrics.seats import BilledSeat, SeatCost, SeatCounts, UnpricedSeatError, seat_counts
 
 Record: TypeAlias = "ConsumerRecord[Any, Any]"
 E = TypeVar("E")
 
 MemberDayRow: TypeAlias = tuple[
-    UUID, date, str, str | None, str | None, bool, int, Decimal, datetime
+    UUID, date, str, str | None, str | None, bool, int, Decimal, datetime, str | None
 ]
-"""(integration_id, day, member_key, email, name, is_active, requests, charged_cents, fetched_at)"""
+"""(integration_id, day, member_key, email, name, is_active, requests, charged_cents, fetched_at,
+login)"""
 ModelRow: TypeAlias = tuple[UUID, date, str, str, int, Decimal]
 """(integration_id, day, member_key, model, requests, charged_cents)"""
 SnapshotMemberRow: TypeAlias = tuple[str, str | None, str | None, Decimal | None, Decimal]
 """(member_key, email, name, spend_cents, overall_spend_cents)"""
+SeatRow: TypeAlias = tuple[
+    str, str | None, str | None, str | None, str, int, date, date | None, datetime | None
+]
+"""(member_key, login, email, name, plan_type, price_cents, created_day, pending_cancellation_date,
+last_activity_at)"""
 
 IntegrationEvent: TypeAlias = (
     IntegrationConnected | IntegrationCredentialsRotated | IntegrationDisconnected
@@ -88,6 +97,10 @@ class DecodedUsage:
     """The newest record per (integration, day, member), in order of first appearance."""
     snapshots: list[tuple[int, CycleSpendSnapshot]] = field(default_factory=list)
     """The newest snapshot per integration."""
+    seats: list[tuple[int, SeatsSnapshot]] = field(default_factory=list)
+    """The newest seats snapshot per integration."""
+    day_spend: list[tuple[int, DaySpend]] = field(default_factory=list)
+    """The newest day spend per (integration, day, source)."""
     rejected: list[RejectedAt] = field(default_factory=list)
     superseded: int = 0
     """Records replaced by a newer one for the same key inside this chunk."""
@@ -139,6 +152,31 @@ class SnapshotRows:
 
 
 @dataclass(frozen=True, slots=True)
+class SeatsRows:
+    """A seats snapshot as stored: its counts, its seat cost steps and its seats."""
+
+    integration_id: UUID
+    org_id: str
+    provider: str
+    plan: str
+    counts: SeatCounts
+    cost: SeatCost
+    fetched_at: datetime
+    seats: list[SeatRow]
+
+
+@dataclass(frozen=True, slots=True)
+class DaySpendRow:
+    integration_id: UUID
+    org_id: str
+    provider: str
+    day: date
+    source: str
+    cents: Decimal
+    fetched_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedUsage:
     """A chunk of the usage topic ready to store: what :func:`prepare_usage` returns."""
 
@@ -148,6 +186,8 @@ class PreparedUsage:
     snapshots: list[tuple[int, SnapshotRows]]
     rejected: list[RejectedAt]
     superseded: int
+    seats: list[tuple[int, SeatsRows]] = field(default_factory=list)
+    day_spend: list[tuple[int, DaySpendRow]] = field(default_factory=list)
 
 
 def _decode(record: Record) -> object:
@@ -160,6 +200,8 @@ def decode_usage(topic: str, values: Sequence[bytes | None]) -> DecodedUsage:
     decoded = DecodedUsage()
     latest: dict[tuple[UUID, date, str], tuple[int, UsageRecord]] = {}
     snapshots: dict[UUID, tuple[int, CycleSpendSnapshot]] = {}
+    seats: dict[UUID, tuple[int, SeatsSnapshot]] = {}
+    day_spend: dict[tuple[UUID, date, str], tuple[int, DaySpend]] = {}
     for index, value in enumerate(values):
         try:
             event = decode_event(topic, value or b"")
@@ -188,23 +230,55 @@ def decode_usage(topic: str, values: Sequence[bytes | None]) -> DecodedUsage:
                 if event.fetched_at < current_snapshot[1].fetched_at:
                     continue
             snapshots[event.integration_id] = (index, event)
-        else:  # pragma: no cover - the topic's decoder admits only the two types above
+        elif isinstance(event, SeatsSnapshot):
+            decoded.superseded += _keep_newest(seats, event.integration_id, index, event)
+        elif isinstance(event, DaySpend):
+            key_spend = (event.integration_id, event.day, event.source)
+            decoded.superseded += _keep_newest(day_spend, key_spend, index, event)
+        else:  # pragma: no cover - the topic's decoder admits only the types above
             error = InvalidEventError(f"{type(event).__name__} does not belong on the usage topic")
             decoded.rejected.append(RejectedAt(index, error))
     decoded.usage = list(latest.values())
     decoded.snapshots = list(snapshots.values())
+    decoded.seats = list(seats.values())
+    decoded.day_spend = list(day_spend.values())
     return decoded
+
+
+K = TypeVar("K")
+FetchedT = TypeVar("FetchedT", SeatsSnapshot, DaySpend)
+
+
+def _keep_newest(kept: dict[K, tuple[int, FetchedT]], key: K, index: int, event: FetchedT) -> int:
+    """Keep ``event`` under ``key`` unless an event already kept there is newer (``fetched_at``;
+    a tie goes to the later offset). Returns 1 when an event of the same key was seen before."""
+    current = kept.get(key)
+    if current is None or event.fetched_at >= current[1].fetched_at:
+        kept[key] = (index, event)
+    return 0 if current is None else 1
 
 
 def prepare_usage(topic: str, values: Sequence[bytes | None]) -> PreparedUsage:
     """Decode a chunk and render what it stores as ``COPY`` text (see :func:`decode_usage`)."""
     decoded = decode_usage(topic, values)
+    seats: list[tuple[int, SeatsRows]] = []
+    for index, snapshot in decoded.seats:
+        try:
+            seats.append((index, seats_rows(snapshot)))
+        except UnpricedSeatError as exc:
+            decoded.rejected.append(
+                RejectedAt(
+                    index, InvalidEventError(str(exc)), snapshot.org_id, snapshot.integration_id
+                )
+            )
     return PreparedUsage(
         rows=usage_copy(record for _, record in decoded.usage),
         sources=[index for index, _ in decoded.usage],
         snapshots=[(index, snapshot_rows(s)) for index, s in decoded.snapshots],
         rejected=decoded.rejected,
         superseded=decoded.superseded,
+        seats=seats,
+        day_spend=[(index, day_spend_row(s)) for index, s in decoded.day_spend],
     )
 
 
@@ -287,7 +361,8 @@ def usage_copy(records: Iterable[UsageRecord]) -> UsageCopy:
         head = f"{text_id}\t{text_day}\t{copy_text(member.key)}\t"
         member_days.append(
             f"{head}{copy_text(member.email)}\t{copy_text(member.name)}\t"
-            f"{'t' if r.is_active else 'f'}\t{r.requests}\t{r.charged_cents}\t{fetched_at}\n"
+            f"{'t' if r.is_active else 'f'}\t{r.requests}\t{r.charged_cents}\t{fetched_at}\t"
+            f"{copy_text(member.login)}\n"
         )
         models.extend(
             f"{head}{copy_text(m.model)}\t{m.requests}\t{m.charged_cents}\n" for m in r.models
@@ -321,6 +396,7 @@ def usage_rows(records: Sequence[UsageRecord]) -> UsageRows:
                 r.requests,
                 r.charged_cents,
                 r.fetched_at,
+                member.login,
             )
         )
         models.extend(
@@ -350,4 +426,44 @@ def snapshot_rows(snapshot: CycleSpendSnapshot) -> SnapshotRows:
             )
             for m in snapshot.members
         ],
+    )
+
+
+def seats_rows(snapshot: SeatsSnapshot) -> SeatsRows:
+    """A seats snapshot priced (raises :class:`UnpricedSeatError` for a seat with no price)."""
+    billed = [BilledSeat.of(seat, snapshot.plan) for seat in snapshot.seats]
+    return SeatsRows(
+        integration_id=snapshot.integration_id,
+        org_id=snapshot.org_id,
+        provider=snapshot.provider,
+        plan=snapshot.plan,
+        counts=seat_counts(snapshot.seats, [b.price_cents for b in billed], snapshot.fetched_at),
+        cost=SeatCost.of(billed),
+        fetched_at=snapshot.fetched_at,
+        seats=[
+            (
+                seat.member.key,
+                seat.member.login,
+                seat.member.email,
+                seat.member.name,
+                seat.plan_type,
+                b.price_cents,
+                b.first_day,
+                b.ends,
+                seat.last_activity_at,
+            )
+            for seat, b in zip(snapshot.seats, billed, strict=True)
+        ],
+    )
+
+
+def day_spend_row(spend: DaySpend) -> DaySpendRow:
+    return DaySpendRow(
+        integration_id=spend.integration_id,
+        org_id=spend.org_id,
+        provider=spend.provider,
+        day=spend.day,
+        source=spend.source,
+        cents=spend.cents,
+        fetched_at=spend.fetched_at,
     )

@@ -25,7 +25,14 @@ from koalr_metrics.analytics import (
     Policy,
     ProviderData,
 )
-from koalr_metrics.ingest import IntegrationEvent, SnapshotRows, UsageCopy
+from koalr_metrics.ingest import (
+    DaySpendRow,
+    IntegrationEvent,
+    SeatsRows,
+    SnapshotRows,
+    UsageCopy,
+)
+from koalr_metrics.seats import NO_SEAT_COST, BilledSeat, SeatCost, SeatCounts
 
 Connection: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
@@ -39,6 +46,7 @@ MEMBER_DAY_COLUMNS: Final = (
     "requests",
     "charged_cents",
     "fetched_at",
+    "login",
 )
 MODEL_COLUMNS: Final = (
     "integration_id",
@@ -62,6 +70,8 @@ class StoreOutcome:
     """Member-day rows written (new or replaced); the rest were older than what was stored,
     or belonged to a purged integration."""
     snapshots: int
+    seat_snapshots: int = 0
+    day_spends: int = 0
 
 
 # Created once per connection (the pool's init hook); emptied by every commit.
@@ -89,9 +99,9 @@ _UPSERT_MEMBER_DAYS: Final = """
 WITH upserted AS (
     INSERT INTO member_days AS m (
         integration_id, day, member_key, email, name, is_active, requests, charged_cents,
-        fetched_at)
+        fetched_at, login)
     SELECT s.integration_id, s.day, s.member_key, s.email, s.name, s.is_active, s.requests,
-           s.charged_cents, s.fetched_at
+           s.charged_cents, s.fetched_at, s.login
     FROM stage_member_days s
     WHERE NOT EXISTS (
         SELECT 1 FROM integrations i
@@ -102,7 +112,8 @@ WITH upserted AS (
         is_active = EXCLUDED.is_active,
         requests = EXCLUDED.requests,
         charged_cents = EXCLUDED.charged_cents,
-        fetched_at = EXCLUDED.fetched_at
+        fetched_at = EXCLUDED.fetched_at,
+        login = EXCLUDED.login
     WHERE m.fetched_at <= EXCLUDED.fetched_at
     RETURNING m.integration_id, m.day, m.member_key, m.xmax <> 0 AS replaced
 ), accepted AS (
@@ -200,6 +211,52 @@ FROM unnest($2::text[], $3::text[], $4::text[], $5::numeric[], $6::numeric[])
     AS t(member_key, email, name, spend_cents, overall_spend_cents)
 """
 
+_UPSERT_SEAT_SNAPSHOT: Final = """
+INSERT INTO seat_snapshots AS c (
+    integration_id, plan, total, never_used, active_30d, monthly_cents, cost_from,
+    cost_monthly_cents, fetched_at)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+WHERE NOT EXISTS (
+    SELECT 1 FROM integrations i WHERE i.integration_id = $1 AND i.status = 'purged')
+ON CONFLICT (integration_id) DO UPDATE SET
+    plan = EXCLUDED.plan,
+    total = EXCLUDED.total,
+    never_used = EXCLUDED.never_used,
+    active_30d = EXCLUDED.active_30d,
+    monthly_cents = EXCLUDED.monthly_cents,
+    cost_from = EXCLUDED.cost_from,
+    cost_monthly_cents = EXCLUDED.cost_monthly_cents,
+    fetched_at = EXCLUDED.fetched_at
+WHERE c.fetched_at <= EXCLUDED.fetched_at
+RETURNING integration_id
+"""
+
+_INSERT_SEATS: Final = """
+INSERT INTO seats (
+    integration_id, member_key, login, email, name, plan_type, price_cents, created_day,
+    pending_cancellation_date, last_activity_at)
+SELECT $1, t.member_key, t.login, t.email, t.name, t.plan_type, t.price_cents, t.created_day,
+       t.pending_cancellation_date, t.last_activity_at
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::date[],
+            $9::date[], $10::timestamptz[])
+    AS t(member_key, login, email, name, plan_type, price_cents, created_day,
+         pending_cancellation_date, last_activity_at)
+"""
+
+# Keys are unique within a chunk (the decoder keeps the newest per key).
+_UPSERT_DAY_SPEND: Final = """
+INSERT INTO day_spend AS d (integration_id, day, source, cents, fetched_at)
+SELECT t.integration_id, t.day, t.source, t.cents, t.fetched_at
+FROM unnest($1::uuid[], $2::date[], $3::text[], $4::numeric[], $5::timestamptz[])
+    AS t(integration_id, day, source, cents, fetched_at)
+WHERE NOT EXISTS (
+    SELECT 1 FROM integrations i WHERE i.integration_id = t.integration_id AND i.status = 'purged')
+ON CONFLICT (integration_id, day, source) DO UPDATE SET
+    cents = EXCLUDED.cents,
+    fetched_at = EXCLUDED.fetched_at
+WHERE d.fetched_at <= EXCLUDED.fetched_at
+"""
+
 # Each projection statement applies its event only when its sequence follows the last one
 # applied to that integration (sequence_follows, migration 0002) and returns a row if it did.
 _CONNECTED: Final = """
@@ -239,6 +296,8 @@ _PURGED_TABLES: Final = (
     "daily_model_rollups",
     "daily_rollups",
     "cycle_snapshots",  # its member rows go with it (ON DELETE CASCADE)
+    "seat_snapshots",  # its seats go with it (ON DELETE CASCADE)
+    "day_spend",
     "sync_status",
 )
 
@@ -258,20 +317,35 @@ WHERE sequence_follows(EXCLUDED.status_seq, s.status_seq)
 RETURNING state
 """
 
-# The org's connected integrations with freshness, cycle snapshot, daily rollups (as arrays) and
-# model totals, in one round trip. The model totals count only the days the viewer may see:
-# every day for admins ($5), else days with at least the org's min_group_size active members
-# ($6 when the org set no policy), whose policy comes back with each row.
+# The org's connected integrations with freshness, cycle snapshot, seats block and seat cost
+# steps, daily rollups and day spend (as arrays) and model totals, in one round trip. The model
+# totals count only the days the viewer may see: every day for admins ($5), else days with at
+# least the org's min_group_size active members ($6 when the org set no policy), whose policy
+# comes back with each row. Day spend is read from $7 (the earlier of the range's start and the
+# Copilot cycle's start) by its primary key.
 _PROVIDERS: Final = """
 SELECT i.integration_id, i.provider, s.state, s.data_through, s.last_success_at,
        c.cycle_start, c.total_cents AS cycle_total_cents, c.spenders AS cycle_spenders,
        o.members_can_see_spend, o.min_group_size,
        r.days, r.member_days, r.active_users, r.requests, r.charged_cents,
-       mo.models, mo.model_requests
+       mo.models, mo.model_requests,
+       ss.total AS seats_total, ss.never_used, ss.active_30d, ss.monthly_cents,
+       ss.cost_from, ss.cost_monthly_cents,
+       sp.spend_days, sp.spend_cents
 FROM integrations i
 LEFT JOIN org_settings o ON o.org_id = i.org_id
 LEFT JOIN sync_status s ON s.integration_id = i.integration_id
 LEFT JOIN cycle_snapshots c ON c.integration_id = i.integration_id
+LEFT JOIN seat_snapshots ss ON ss.integration_id = i.integration_id
+CROSS JOIN LATERAL (
+    SELECT array_agg(x.day) AS spend_days, array_agg(x.cents) AS spend_cents
+    FROM (
+        SELECT ds.day, sum(ds.cents) AS cents
+        FROM day_spend ds
+        WHERE ds.integration_id = i.integration_id AND ds.day BETWEEN $7 AND $4
+        GROUP BY ds.day
+    ) x
+) sp
 CROSS JOIN LATERAL (
     SELECT array_agg(d.day) AS days, array_agg(d.member_days) AS member_days,
            array_agg(d.active_users) AS active_users, array_agg(d.requests) AS requests,
@@ -294,6 +368,8 @@ WHERE i.org_id = $1 AND i.status = 'connected' AND ($2::text IS NULL OR i.provid
 ORDER BY i.provider, i.connected_at, i.integration_id
 """
 
+# Members with activity in the range and seat holders (seat cost is added by the analytics).
+# The top model is a named one: "unattributed" (Copilot requests no model explains) is not.
 _MEMBERS: Final = """
 WITH ints AS (
     SELECT integration_id, provider FROM integrations
@@ -301,6 +377,7 @@ WITH ints AS (
 ), activity AS (
     SELECT m.integration_id, m.member_key,
            (array_agg(m.email ORDER BY m.day DESC))[1] AS email,
+           (array_agg(m.login ORDER BY m.day DESC))[1] AS login,
            (array_agg(m.name ORDER BY m.day DESC))[1] AS name,
            (count(*) FILTER (WHERE m.is_active))::int AS active_days,
            sum(m.requests)::bigint AS requests,
@@ -316,15 +393,22 @@ WITH ints AS (
         WHERE mm.day BETWEEN $3 AND $4
         GROUP BY mm.integration_id, mm.member_key, mm.model
     ) x
-    WHERE x.requests > 0
+    WHERE x.requests > 0 AND x.model <> 'unattributed'
     ORDER BY x.integration_id, x.member_key, x.requests DESC, x.model
+), seat AS (
+    SELECT s.integration_id, s.member_key, s.login, s.email, s.name, s.price_cents,
+           s.created_day, s.pending_cancellation_date
+    FROM seats s JOIN ints USING (integration_id)
 )
-SELECT ints.provider, a.email, a.name, a.active_days, a.requests, a.spend_cents,
-       top.model AS top_model
+SELECT ints.provider, coalesce(a.email, seat.email) AS email,
+       coalesce(a.login, seat.login) AS login, coalesce(a.name, seat.name) AS name,
+       coalesce(a.active_days, 0) AS active_days, coalesce(a.requests, 0) AS requests,
+       coalesce(a.spend_cents, 0) AS spend_cents, top.model AS top_model,
+       seat.price_cents, seat.created_day, seat.pending_cancellation_date
 FROM activity a
+FULL JOIN seat USING (integration_id, member_key)
 JOIN ints USING (integration_id)
 LEFT JOIN top USING (integration_id, member_key)
-ORDER BY a.requests DESC, ints.provider, a.member_key
 """
 
 
@@ -346,13 +430,18 @@ class MetricsRepository:
     # --- ingest -------------------------------------------------------------------------------
 
     async def store_usage(
-        self, usage: UsageCopy, snapshots: Sequence[SnapshotRows]
+        self,
+        usage: UsageCopy,
+        snapshots: Sequence[SnapshotRows],
+        seats: Sequence[SeatsRows] = (),
+        day_spend: Sequence[DaySpendRow] = (),
     ) -> StoreOutcome:
-        """Upsert member days (with their models) and spend snapshots, and recompute the rollups
-        of every touched day, in one transaction."""
+        """Upsert member days (with their models), spend snapshots, seats snapshots and day
+        spend, and recompute the rollups of every touched day, in one transaction."""
         integrations = dict(usage.integrations)
-        for snapshot in snapshots:
-            integrations.setdefault(snapshot.integration_id, (snapshot.org_id, snapshot.provider))
+        others: list[SnapshotRows | SeatsRows | DaySpendRow] = [*snapshots, *seats, *day_spend]
+        for other in others:
+            integrations.setdefault(other.integration_id, (other.org_id, other.provider))
         if not integrations:
             return StoreOutcome(0, 0)
         ids = sorted(integrations)
@@ -370,7 +459,11 @@ class MetricsRepository:
                 written_days = await self._upsert_member_days(conn, usage)
             for snapshot in snapshots:
                 written_snapshots += await self._upsert_snapshot(conn, snapshot)
-        return StoreOutcome(written_days, written_snapshots)
+            written_seats = 0
+            for seat_snapshot in seats:
+                written_seats += await self._upsert_seats(conn, seat_snapshot)
+            written_spends = await self._upsert_day_spend(conn, day_spend)
+        return StoreOutcome(written_days, written_snapshots, written_seats, written_spends)
 
     @staticmethod
     async def _upsert_member_days(conn: Connection, usage: UsageCopy) -> int:
@@ -415,6 +508,43 @@ class MetricsRepository:
             columns = list(zip(*snapshot.members, strict=True))
             await conn.execute(_INSERT_SNAPSHOT_MEMBERS, snapshot.integration_id, *columns)
         return 1
+
+    @staticmethod
+    async def _upsert_seats(conn: Connection, snapshot: SeatsRows) -> int:
+        counts = snapshot.counts
+        kept = await conn.fetchval(
+            _UPSERT_SEAT_SNAPSHOT,
+            snapshot.integration_id,
+            snapshot.plan,
+            counts.total,
+            counts.never_used,
+            counts.active_30d,
+            counts.monthly_cents,
+            list(snapshot.cost.starts),
+            list(snapshot.cost.monthly_cents),
+            snapshot.fetched_at,
+        )
+        if kept is None:
+            return 0
+        await conn.execute("DELETE FROM seats WHERE integration_id = $1", snapshot.integration_id)
+        if snapshot.seats:
+            columns = list(zip(*snapshot.seats, strict=True))
+            await conn.execute(_INSERT_SEATS, snapshot.integration_id, *columns)
+        return 1
+
+    @staticmethod
+    async def _upsert_day_spend(conn: Connection, rows: Sequence[DaySpendRow]) -> int:
+        if not rows:
+            return 0
+        status: str = await conn.execute(
+            _UPSERT_DAY_SPEND,
+            [r.integration_id for r in rows],
+            [r.day for r in rows],
+            [r.source for r in rows],
+            [r.cents for r in rows],
+            [r.fetched_at for r in rows],
+        )
+        return int(status.rsplit(" ", 1)[-1])
 
     async def apply_integration_events(self, events: Sequence[IntegrationEvent]) -> list[bool]:
         """Apply integration lifecycle events in order, in one transaction; returns, per event,
@@ -527,6 +657,7 @@ class MetricsRepository:
             day_range.end,
             is_admin,
             DEFAULT_POLICY.min_group_size,
+            day_range.first_spend_day,
         )
         policy = DEFAULT_POLICY
         if rows and rows[0]["min_group_size"] is not None:
@@ -541,11 +672,17 @@ class MetricsRepository:
             MemberActivity(
                 provider=row["provider"],
                 email=row["email"],
+                login=row["login"],
                 name=row["name"],
                 active_days=row["active_days"],
                 requests=row["requests"],
                 top_model=row["top_model"],
                 spend_cents=row["spend_cents"],
+                seat=None
+                if row["price_cents"] is None
+                else BilledSeat(
+                    row["price_cents"], row["created_day"], row["pending_cancellation_date"]
+                ),
             )
             for row in rows
         ]
@@ -578,6 +715,12 @@ def _provider_data(row: asyncpg.Record) -> ProviderData:
         for model, requests in zip(row["models"] or [], row["model_requests"] or [], strict=True)
     ]
     last_success_at: datetime | None = row["last_success_at"]
+    seat_counts = None
+    if row["seats_total"] is not None:
+        seat_counts = SeatCounts(
+            row["seats_total"], row["never_used"], row["active_30d"], row["monthly_cents"]
+        )
+    cost_from: list[date] | None = row["cost_from"]
     return ProviderData(
         integration_id=row["integration_id"],
         provider=row["provider"],
@@ -589,4 +732,9 @@ def _provider_data(row: asyncpg.Record) -> ProviderData:
         cycle_spenders=row["cycle_spenders"],
         days=days_rollups,
         models=models,
+        day_spend=list(zip(row["spend_days"] or [], row["spend_cents"] or [], strict=True)),
+        seat_cost=NO_SEAT_COST
+        if cost_from is None
+        else SeatCost(cost_from, row["cost_monthly_cents"]),
+        seat_counts=seat_counts,
     )

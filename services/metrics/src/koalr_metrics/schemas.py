@@ -144,11 +144,31 @@ class CycleOut(TypedDict):
     ]
 
 
+class SeatsOut(TypedDict):
+    """GitHub Copilot seats, as of the newest seats snapshot (admins only)."""
+
+    total: Annotated[Count, Field(description="Seats listed.")]
+    never_used: Annotated[Count, Field(description="Seats with no last activity.")]
+    active_30d: Annotated[
+        Count, Field(description="Seats used within the 30 days before the snapshot was read.")
+    ]
+    monthly_cents: Annotated[Count, Field(description="Sum of the seats' monthly list prices.")]
+
+
 class SpendOut(TypedDict):
     currency: Literal["USD"]
     total_cents: Cents
     daily: list[SpendPoint]
-    cycle: Annotated[CycleOut | None, Field(description="Null before the first spend snapshot.")]
+    cycle: Annotated[
+        CycleOut | None,
+        Field(
+            description=(
+                "Cursor: the newest spend snapshot's cycle (null before the first). GitHub "
+                "Copilot: the calendar month of the range's end, through that day."
+            )
+        ),
+    ]
+    seats: NotRequired[SeatsOut]
 
 
 class ProviderSummaryOut(TypedDict):
@@ -175,6 +195,7 @@ class SummaryOut(TypedDict):
 class MemberOut(TypedDict):
     provider: Provider
     email: str | None
+    login: Annotated[str | None, Field(description="GitHub login (Copilot members).")]
     name: str | None
     active_days: Count
     requests: Count

@@ -26,17 +26,20 @@ from koalr_metrics.analytics import (
 from koalr_metrics.decoder import UsageDecoder
 from koalr_metrics.ingest import (
     NO_USAGE,
+    DaySpendRow,
     IntegrationEvent,
     PreparedUsage,
     ProjectionBatch,
     Record,
     Rejected,
+    SeatsRows,
+    SnapshotRows,
     decode_integration_batch,
     decode_sync_status_batch,
     decode_usage,
     usage_copy,
 )
-from koalr_metrics.repository import MetricsRepository
+from koalr_metrics.repository import MetricsRepository, StoreOutcome
 from koalr_metrics.schemas import MembersOut, PolicyOut, SummaryOut
 from koalr_runtime.auth import Principal, authorize
 from koalr_runtime.kafka import dead_letter_for
@@ -216,8 +219,10 @@ class IngestService:
         self, chunk: Sequence[Record], prepared: PreparedUsage
     ) -> tuple[int, list[Rejected]]:
         snapshots = [rows for _, rows in prepared.snapshots]
+        seats = [rows for _, rows in prepared.seats]
+        day_spend = [row for _, row in prepared.day_spend]
         try:
-            outcome = await self._repo.store_usage(prepared.rows, snapshots)
+            outcome = await self._repo.store_usage(prepared.rows, snapshots, seats, day_spend)
         except Exception as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
@@ -227,7 +232,13 @@ class IngestService:
             written, refused = await self._usage_one_by_one(chunk, prepared)
         else:
             written, refused = outcome.member_days, []
-        stored = prepared.rows.member_day_count + len(snapshots) - len(refused)
+        stored = (
+            prepared.rows.member_day_count
+            + len(snapshots)
+            + len(seats)
+            + len(day_spend)
+            - len(refused)
+        )
         RECORDS.labels("usage", "stored").inc(stored)
         RECORDS.labels("usage", "superseded_in_batch").inc(prepared.superseded)
         return written, refused
@@ -252,16 +263,26 @@ class IngestService:
                 refused.append(outcome)
             else:
                 written += 1
-        for index, snapshot in prepared.snapshots:
+        others: list[tuple[int, SnapshotRows | SeatsRows | DaySpendRow]] = [
+            *prepared.snapshots,
+            *prepared.seats,
+            *prepared.day_spend,
+        ]
+        for index, row in others:
             outcome = await self._isolated(
-                chunk[index],
-                snapshot.org_id,
-                snapshot.integration_id,
-                self._repo.store_usage(NO_USAGE, [snapshot]),
+                chunk[index], row.org_id, row.integration_id, self._store_alone(row)
             )
             if isinstance(outcome, Rejected):
                 refused.append(outcome)
         return written, refused
+
+    async def _store_alone(self, row: SnapshotRows | SeatsRows | DaySpendRow) -> StoreOutcome:
+        """Store one snapshot or day spend in its own transaction."""
+        if isinstance(row, SnapshotRows):
+            return await self._repo.store_usage(NO_USAGE, [row])
+        if isinstance(row, SeatsRows):
+            return await self._repo.store_usage(NO_USAGE, [], [row])
+        return await self._repo.store_usage(NO_USAGE, [], [], [row])
 
     @staticmethod
     async def _isolated(
@@ -383,7 +404,8 @@ class AnalyticsService:
     ) -> MembersOut:
         authorize(principal, org_id, admin_only=True)
         day_range = DayRange.ending(self._today(), days)
-        return members_document(await self._repo.member_activity(org_id, provider, day_range))
+        members = await self._repo.member_activity(org_id, provider, day_range)
+        return members_document(members, day_range)
 
     async def policy(self, principal: Principal, org_id: str) -> PolicyOut:
         authorize(principal, org_id, admin_only=True)
