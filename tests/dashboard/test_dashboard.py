@@ -20,8 +20,9 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page
 
-from koalr_contracts import UsageRecord, topics
+from koalr_contracts import AnyEvent, SyncStatusChanged, UsageRecord, topics
 from tests.dashboard.support import ARTIFACTS, build_dashboard, chromium, dollars, serving
+from tests.metrics.copilot import premium_spend, seats_snapshot, usage_from_row
 from tests.metrics.support import (
     Truth,
     connected,
@@ -48,6 +49,13 @@ SPEND_ORG = "org-spend"
 #: Active members per day (days ago); 2 and 5 days ago stay below the members' minimum of 5.
 ACTIVE_BY_DAY = {1: 7, 2: 3, 3: 5, 4: 6, 5: 2, 8: 8}
 EMAILS = [f"dev{i}@corp.example" for i in range(8)]
+#: GitHub Copilot in ORG too: users active per day (days ago), as the usage report lists them.
+COPILOT_ACTIVE_BY_DAY = {1: 5, 2: 6, 4: 3}
+LOGINS = [f"octo-{i}" for i in range(6)]
+#: Its seats: days since each seat's last activity; None for a seat never used.
+SEAT_IDLE_DAYS = {"octo-0": 1, "octo-1": 2, "octo-2": 4, "octo-3": 10, "octo-4": 45, "octo-5": None}
+#: Premium requests billed per day (days ago), in dollars.
+PREMIUM_DOLLARS = {1: "1.25", 2: "0.75", 4: "2.5"}
 
 
 @dataclass
@@ -75,6 +83,55 @@ def _records(org_id: str, integration: uuid.UUID, fetched_at: datetime) -> list[
     ]
 
 
+def _copilot_rows() -> list[dict[str, Any]]:
+    """``users-1-day`` report rows: user ``u`` makes ``2u + 3`` chat interactions with two models
+    and ``u`` CLI requests."""
+    return [
+        {
+            "day": (today() - timedelta(days=days_ago)).isoformat(),
+            "user_login": LOGINS[u],
+            "user_id": 100 + u,
+            "user_initiated_interaction_count": 2 * u + 3,
+            "totals_by_model_feature": [
+                {"model": "gpt-4.1", "user_initiated_interaction_count": u + 2},
+                {"model": "claude-sonnet-4", "user_initiated_interaction_count": u + 1},
+            ],
+            "totals_by_cli": {"request_count": u},
+        }
+        for days_ago, active in COPILOT_ACTIVE_BY_DAY.items()
+        for u in range(active)
+    ]
+
+
+def _copilot_events(integration: uuid.UUID, fetched_at: datetime) -> list[AnyEvent]:
+    now = datetime.now(UTC)
+    seats = [
+        {
+            "assignee": {"login": login, "id": 100 + i},
+            "plan_type": "business",
+            "created_at": (now - timedelta(days=120)).isoformat(),
+            "pending_cancellation_date": None,
+            "last_activity_at": None if idle is None else (now - timedelta(days=idle)).isoformat(),
+            "last_activity_editor": None if idle is None else "vscode",
+        }
+        for i, (login, idle) in enumerate(SEAT_IDLE_DAYS.items())
+    ]
+    return [
+        *(usage_from_row(ORG, integration, row, fetched_at=fetched_at) for row in _copilot_rows()),
+        seats_snapshot(ORG, integration, "business", seats, fetched_at=fetched_at),
+        *(
+            premium_spend(
+                ORG,
+                integration,
+                today() - timedelta(days=days_ago),
+                {"usageItems": [{"netAmount": amount}]},
+                fetched_at=fetched_at,
+            )
+            for days_ago, amount in PREMIUM_DOLLARS.items()
+        ),
+    ]
+
+
 @pytest.fixture(scope="module")
 async def site(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterator[Site]:
     build_dashboard()
@@ -88,6 +145,7 @@ async def site(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterator
         f"t{uuid.uuid4().hex[:12]}",
     )
     integrations = {org: new_id() for org in (ORG, SPEND_ORG)}
+    copilot = new_id()
     truth = Truth()
     fetched_at = datetime.now(UTC) - timedelta(hours=1)
     try:
@@ -95,8 +153,23 @@ async def site(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterator
             await publish(
                 broker,
                 settings.topic(topics.INTEGRATIONS),
-                [connected(org, integration) for org, integration in integrations.items()],
+                [
+                    *(connected(org, integration) for org, integration in integrations.items()),
+                    connected(ORG, copilot, "github_copilot"),
+                ],
             )
+            await publish(
+                broker, settings.topic(topics.USAGE_RECORDS), _copilot_events(copilot, fetched_at)
+            )
+            copilot_status = SyncStatusChanged(
+                org_id=ORG,
+                integration_id=copilot,
+                provider="github_copilot",
+                state="idle",
+                data_through=today() - timedelta(days=1),
+                last_success_at=fetched_at,
+            )
+            await publish(broker, settings.topic(topics.SYNC_STATUS), [copilot_status])
             for org, integration in integrations.items():
                 records = _records(org, integration, fetched_at)
                 truth.add(records)
@@ -162,6 +235,11 @@ async def screenshot(page: Page, name: str) -> None:
     await page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
+def who(member: dict[str, Any]) -> str:
+    """What a members table row is marked with: the email (Cursor) or the login (Copilot)."""
+    return str(member["email"] or member["login"])
+
+
 async def metric(page: Page, provider: str, name: str) -> str:
     text = await page.text_content(f'[data-provider="{provider}"][data-metric="{name}"]')
     assert text is not None
@@ -174,7 +252,8 @@ async def test_admin_page_shows_the_apis_numbers(site: Site) -> None:
     members = (await api(site, "members", bearer))["members"]
     page = await open_page(site, bearer)
     await screenshot(page, "admin")
-    (cursor,) = summary["providers"]
+    cursor, _ = summary["providers"]
+    assert [p["provider"] for p in summary["providers"]] == ["cursor", "github_copilot"]
     daily = site.truth.daily(site.integration_id, range_days(30))
 
     requests_total = sum(p["requests"] for p in cursor["requests"])
@@ -198,8 +277,8 @@ async def test_admin_page_shows_the_apis_numbers(site: Site) -> None:
     rows = await page.locator("[data-member]").evaluate_all(
         "rows => rows.map(r => [r.dataset.member, r.cells[3].textContent])"
     )
-    assert sorted(rows) == sorted([m["email"], f"{m['requests']:,}"] for m in members)
-    assert len(rows) == len(EMAILS)
+    assert sorted(rows) == sorted([who(m), f"{m['requests']:,}"] for m in members)
+    assert sorted(row[0] for row in rows) == sorted(EMAILS + LOGINS)
     await page.close()
 
 
@@ -208,18 +287,16 @@ async def test_members_table_sorts_by_the_chosen_column(site: Site) -> None:
     members = (await api(site, "members", bearer))["members"]
     page = await open_page(site, bearer)
     order = "rows => rows.map(r => r.dataset.member)"
-    by_requests = sorted(members, key=lambda m: (-m["requests"], m["email"]))
-    assert await page.locator("[data-member]").evaluate_all(order) == [
-        m["email"] for m in by_requests
-    ]
+    by_requests = sorted(members, key=lambda m: (-m["requests"], who(m)))
+    assert await page.locator("[data-member]").evaluate_all(order) == [who(m) for m in by_requests]
     await page.click('button[data-sort="member"]')
-    assert await page.locator("[data-member]").evaluate_all(order) == sorted(EMAILS)
+    assert await page.locator("[data-member]").evaluate_all(order) == sorted(EMAILS + LOGINS)
     assert (
         await page.get_attribute('th:has(button[data-sort="member"])', "aria-sort") == "ascending"
     )
     await page.click('button[data-sort="spend_cents"]')
-    by_spend = sorted(members, key=lambda m: (-m["spend_cents"], m["email"]))
-    assert await page.locator("[data-member]").evaluate_all(order) == [m["email"] for m in by_spend]
+    by_spend = sorted(members, key=lambda m: (-m["spend_cents"], who(m)))
+    assert await page.locator("[data-member]").evaluate_all(order) == [who(m) for m in by_spend]
     await page.close()
 
 
@@ -230,8 +307,10 @@ async def test_member_page_has_no_member_rows_nor_spend_and_draws_suppressed_day
     summary = await api(site, "summary", bearer)
     page = await open_page(site, bearer)
     await screenshot(page, "member")
-    (cursor,) = summary["providers"]
+    cursor, copilot = summary["providers"]
     assert "spend" not in cursor
+    assert "spend" not in copilot
+    assert await page.locator("[data-seats]").count() == 0
 
     assert await page.locator("[data-member]").count() == 0
     assert await page.locator("[data-members]").count() == 0
@@ -239,7 +318,10 @@ async def test_member_page_has_no_member_rows_nor_spend_and_draws_suppressed_day
     assert await page.locator('[data-chart="spend"]').count() == 0
 
     series = json.loads(
-        await page.get_attribute('[data-chart="active users"]', "data-series") or ""
+        await page.get_attribute(
+            '[data-provider-section="cursor"] [data-chart="active users"]', "data-series"
+        )
+        or ""
     )
     by_day = dict(zip([p["date"] for p in cursor["dau"]], series, strict=True))
     for days_ago, active in ACTIVE_BY_DAY.items():
@@ -331,6 +413,11 @@ async def test_the_page_fits_a_375_px_screen(site: Site) -> None:
     assert widths == [375, 375]
     chart_width = await page.locator(".chart .uplot").first.evaluate("e => e.offsetWidth")
     assert 200 <= chart_width <= 375
+    cursor_box = await page.locator('[data-provider-section="cursor"]').bounding_box()
+    copilot_box = await page.locator('[data-provider-section="github_copilot"]').bounding_box()
+    assert cursor_box is not None
+    assert copilot_box is not None
+    assert copilot_box["y"] >= cursor_box["y"] + cursor_box["height"]
     await page.close()
 
 
@@ -408,4 +495,41 @@ async def test_members_see_spend_where_the_org_allows_it_and_still_no_member_row
     ]
     assert None in spend_series
     assert await page.locator("[data-member]").count() == 0
+    await page.close()
+
+
+async def test_copilot_stands_beside_cursor_with_its_seats(site: Site) -> None:
+    bearer = token(ORG, "admin")
+    _, copilot = (await api(site, "summary", bearer))["providers"]
+    page = await open_page(site, bearer)
+    published = [
+        e
+        for e in _copilot_events(site.integration_id, datetime.now(UTC))
+        if isinstance(e, UsageRecord)
+    ]
+    assert sum(p["requests"] for p in copilot["requests"]) == sum(r.requests for r in published)
+    assert await metric(page, "github_copilot", "requests-total") == str(
+        sum(r.requests for r in published)
+    )
+    assert await metric(page, "github_copilot", "dau-latest") == str(COPILOT_ACTIVE_BY_DAY[1])
+    assert await metric(page, "github_copilot", "spend-total") == dollars(
+        copilot["spend"]["total_cents"]
+    )
+    seats = {
+        field: await page.text_content(f'[data-seats] [data-seats-field="{field}"]')
+        for field in ("total", "active_30d", "never_used", "monthly_cents")
+    }
+    assert seats == {"total": "6", "active_30d": "4", "never_used": "1", "monthly_cents": "114.00"}
+    assert copilot["spend"]["seats"] == {
+        "total": 6,
+        "active_30d": 4,
+        "never_used": 1,
+        "monthly_cents": 6 * 1900,
+    }
+    cursor_box = await page.locator('[data-provider-section="cursor"]').bounding_box()
+    copilot_box = await page.locator('[data-provider-section="github_copilot"]').bounding_box()
+    assert cursor_box is not None
+    assert copilot_box is not None
+    assert cursor_box["y"] == copilot_box["y"]
+    assert cursor_box["x"] + cursor_box["width"] <= copilot_box["x"]
     await page.close()
