@@ -9,6 +9,10 @@ INFRA := deploy/local/infra.sh
 # Use an external Kafka/PostgreSQL when both variables are set; else start the local ones.
 EXTERNAL_INFRA := $(if $(and $(KAFKA_BOOTSTRAP_SERVERS),$(DATABASE_URL)),1,)
 WITH_INFRA_ENV := $(if $(EXTERNAL_INFRA),true,eval "$$($(INFRA) env)")
+# The dashboard page: built from web/dashboard into the metrics package, rebuilt only when a source changed.
+DASHBOARD_OUT := services/metrics/src/koalr_metrics/dashboard
+DASHBOARD_STAMP := $(DASHBOARD_OUT)/.built
+DASHBOARD_INPUTS := $(shell find web/dashboard/src -type f) $(addprefix web/dashboard/,package.json package-lock.json tsconfig.json build.mjs)
 
 .PHONY: help
 help: ## list the targets
@@ -22,6 +26,18 @@ $(UV):
 .PHONY: sync
 sync: $(UV) ## install the workspace (all packages, locked versions) into .venv
 	@$(UV) sync --all-packages --locked --quiet
+
+.PHONY: dashboard
+dashboard: $(DASHBOARD_STAMP) ## build the dashboard page (npm ci, type check, esbuild) served by metrics at /dashboard/
+
+$(DASHBOARD_STAMP): $(DASHBOARD_INPUTS)
+	@echo "[make] building the dashboard page into $(DASHBOARD_OUT)"
+	@cd web/dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	@touch $@
+
+.PHONY: browser
+browser: ## install Debian's chromium if missing (the dashboard tests drive it headless)
+	@deploy/local/browser.sh
 
 .PHONY: services-up
 services-up: sync ## install if needed and start Kafka and PostgreSQL; prints the env vars
@@ -63,7 +79,7 @@ docs: sync ## regenerate docs/schemas (event JSON Schemas), docs/asyncapi.yaml a
 	@$(UV) run --no-sync python -m tests.deploy.config_reference
 
 .PHONY: test
-test: services-up lint check-deps ## everything: infrastructure, lint, types, unit, integration and e2e tests
+test: services-up lint check-deps dashboard browser ## everything: infrastructure, lint, types, unit, integration and e2e tests
 	@echo "[make] pytest (unit, integration, e2e) against the real Kafka and PostgreSQL"
 	@$(WITH_INFRA_ENV) && KOALR_FORBID_SKIPS=1 $(UV) run --no-sync pytest $(PYTEST_ARGS)
 
@@ -72,11 +88,11 @@ test-unit: sync ## only the tests that need no Kafka or PostgreSQL
 	@$(UV) run --no-sync pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
 .PHONY: demo
-demo: services-up ## the whole pipeline end to end: connect, backfill, then the dashboard numbers
+demo: services-up dashboard ## the whole pipeline end to end: connect, backfill, then the dashboard numbers
 	@$(WITH_INFRA_ENV) && $(UV) run --no-sync python -m koalr_devstack.demo
 
 .PHONY: up
-up: services-up ## run connector, syncer workers and metrics in the background for real use (see docs/configuration.md)
+up: services-up dashboard ## run connector, syncer workers and metrics in the background for real use (see docs/configuration.md)
 	@$(WITH_INFRA_ENV) && $(UV) run --no-sync python -m koalr_devstack.up start
 
 .PHONY: down

@@ -326,6 +326,7 @@ def print_curl(demo: Demo, business_id: str) -> None:
     c, m = demo.stack.connector.base_url, demo.stack.metrics.base_url
     say(f"export ADMIN_TOKEN={demo.admin_token}")
     say(f"export MEMBER_TOKEN={demo.member_token}")
+    say(f"dashboard (open in a browser): {m}/dashboard/?org={ORG_ID}#token={demo.admin_token}")
     say(f'curl -s -H "Authorization: Bearer $ADMIN_TOKEN" {c}/v1/orgs/{ORG_ID}/integrations')
     say(
         f'curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "{m}/v1/orgs/{ORG_ID}/ai-analytics/summary?days=30"'

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 
 from koalr_contracts import topics
@@ -24,6 +25,8 @@ from koalr_runtime.logs import get_logger
 from koalr_runtime.migrations import migrate
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: The built dashboard page (`make dashboard`), served at /dashboard/.
+DASHBOARD = Path(__file__).resolve().parent / "dashboard"
 CONSUMED_TOPICS = (topics.USAGE_RECORDS, topics.INTEGRATIONS, topics.SYNC_STATUS)
 
 log = get_logger(__name__)
@@ -121,6 +124,9 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
         app, "metrics", [("kafka", kafka_reachable), ("postgres", postgres_reachable)]
     )
     app.include_router(router)
+    app.mount(
+        "/dashboard", StaticFiles(directory=DASHBOARD, html=True, check_dir=False), name="dashboard"
+    )
     return app
 
 
