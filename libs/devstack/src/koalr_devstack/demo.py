@@ -260,14 +260,14 @@ def wait_for_backfill(demo: Demo, watched: Sequence[Connected], started: float) 
     """Show progress until every watched integration is idle and its data is queryable."""
     heading("Backfilling the past 30 days")
     deadline = time.monotonic() + BACKFILL_TIMEOUT_S
-    last_line = ""
+    last_status = ""
     while time.monotonic() < deadline:
         summary = demo.summary(demo.admin_token)
         states = [_progress(demo, summary, w) for w in watched]
-        line = f"  {time.monotonic() - started:5.1f}s  " + "  |  ".join(t for t, _ in states)
-        if line[8:] != last_line[8:]:
-            say(line)
-            last_line = line
+        status = "  |  ".join(text for text, _ in states)
+        if status != last_status:
+            say(f"  {time.monotonic() - started:5.1f}s  {status}")
+            last_status = status
         if all(queryable for _, queryable in states):
             return time.monotonic() - started
         time.sleep(0.2)
