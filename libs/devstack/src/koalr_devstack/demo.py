@@ -343,14 +343,7 @@ def print_admin_view(demo: Demo, connected: Sequence[Connected]) -> list[dict[st
     facts: list[tuple[str, ...]] = [
         ("requests in range", *(f"{sum(p['requests'] for p in e['requests']):,}" for e in entries)),
         ("spend in range", *(dollars(e["spend"]["total_cents"]) for e in entries)),
-        (
-            "current cycle",
-            *(
-                f"{dollars((e['spend'].get('cycle') or {}).get('total_cents'))} since "
-                f"{(e['spend'].get('cycle') or {}).get('start', '-')}"
-                for e in entries
-            ),
-        ),
+        ("current cycle", *(_cycle(e) for e in entries)),
         ("seats", *(_seats(e["spend"].get("seats")) for e in entries)),
         (
             "data through",
@@ -374,6 +367,12 @@ def print_admin_view(demo: Demo, connected: Sequence[Connected]) -> list[dict[st
         say()
         say(_members_table(c.provider, demo.members(c.provider)[:8]))
     return entries
+
+
+def _cycle(entry: dict[str, Any]) -> str:
+    cycle = entry["spend"].get("cycle") or {}
+    text = f"{dollars(cycle.get('total_cents'))} since {cycle.get('start', '-')}"
+    return text + " (calendar month)" if entry["provider"] == "github_copilot" else text
 
 
 def _seats(seats: dict[str, Any] | None) -> str:
