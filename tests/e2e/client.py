@@ -88,6 +88,35 @@ class Platform:
         key: str = response.json()["api_key"]
         return key
 
+    def create_github_org(self, **spec: Any) -> dict[str, str]:
+        """A GitHub organisation with Copilot: ``{"org", "token"}``."""
+        response = self.http.post(f"{self.sandbox_url}/_sandbox/github/orgs", json=spec)
+        assert response.status_code == 201, response.text
+        org: dict[str, str] = response.json()
+        return org
+
+    def configure_github_org(self, org: str, **changes: Any) -> None:
+        response = self.http.patch(f"{self.sandbox_url}/_sandbox/github/orgs/{org}", json=changes)
+        assert response.status_code == 200, response.text
+
+    def revoke_github_token(self, org: str) -> None:
+        response = self.http.post(f"{self.sandbox_url}/_sandbox/github/orgs/{org}/revoke-token")
+        assert response.status_code == 204, response.text
+
+    def rotate_github_token(self, org: str) -> str:
+        response = self.http.post(f"{self.sandbox_url}/_sandbox/github/orgs/{org}/rotate-token")
+        assert response.status_code == 200, response.text
+        token: str = response.json()["token"]
+        return token
+
+    def github_truth(self, org: str, start: date, end: date) -> Any:
+        response = self.http.get(
+            f"{self.sandbox_url}/_sandbox/github/orgs/{org}/truth",
+            params={"start": start.isoformat(), "end": end.isoformat()},
+        )
+        assert response.status_code == 200, response.text
+        return decimal_json(response)
+
     def truth(self, team_id: str, start: date, end: date) -> Any:
         response = self.http.get(
             f"{self.sandbox_url}/_sandbox/teams/{team_id}/truth",
@@ -108,6 +137,13 @@ class Platform:
             json={"provider": "cursor", "api_key": team["api_key"], "team_id": team["team_id"]},
         )
 
+    def connect_copilot(self, org: dict[str, str]) -> httpx.Response:
+        return self.http.post(
+            self.integrations_url,
+            headers=self._auth(self.admin),
+            json={"provider": "github_copilot", "token": org["token"], "github_org": org["org"]},
+        )
+
     def integration(self, integration_id: str) -> dict[str, Any]:
         response = self.http.get(
             f"{self.integrations_url}/{integration_id}", headers=self._auth(self.admin)
@@ -123,6 +159,13 @@ class Platform:
             json={"api_key": api_key},
         )
 
+    def rotate_token(self, integration_id: str, token: str) -> httpx.Response:
+        return self.http.put(
+            f"{self.integrations_url}/{integration_id}/credentials",
+            headers=self._auth(self.admin),
+            json={"token": token},
+        )
+
     def resync(self, integration_id: str, days: int) -> httpx.Response:
         return self.http.post(
             f"{self.integrations_url}/{integration_id}/sync",
@@ -131,11 +174,14 @@ class Platform:
         )
 
     # --- metrics ------------------------------------------------------------------------------
-    def summary(self, token: str, days: int = 30) -> tuple[int, Any]:
+    def summary(self, token: str, days: int = 30, provider: str | None = None) -> tuple[int, Any]:
+        params: dict[str, str | int] = {"days": days}
+        if provider is not None:
+            params["provider"] = provider
         response = self.http.get(
             f"{self.stack.metrics.base_url}/v1/orgs/{self.org_id}/ai-analytics/summary",
             headers=self._auth(token),
-            params={"days": days},
+            params=params,
         )
         return response.status_code, decimal_json(response)
 
@@ -147,19 +193,32 @@ class Platform:
                 return entry
         return None
 
-    def members(self, token: str, days: int = 30) -> tuple[int, Any]:
+    def members(self, token: str, days: int = 30, provider: str | None = None) -> tuple[int, Any]:
+        params: dict[str, str | int] = {"days": days}
+        if provider is not None:
+            params["provider"] = provider
         response = self.http.get(
             f"{self.stack.metrics.base_url}/v1/orgs/{self.org_id}/ai-analytics/members",
             headers=self._auth(token),
-            params={"days": days},
+            params=params,
         )
         return response.status_code, decimal_json(response)
 
+    def set_settings(self, **settings: Any) -> None:
+        response = self.http.put(
+            f"{self.stack.metrics.base_url}/v1/orgs/{self.org_id}/ai-analytics/settings",
+            headers=self._auth(self.admin),
+            json=settings,
+        )
+        assert response.status_code == 200, response.text
+
     # --- waiting ------------------------------------------------------------------------------
-    def wait_synced(self, integration_id: str, timeout_s: float = 240.0) -> dict[str, Any]:
-        """Until the connector shows the sync idle through the newest final day and metrics
-        agrees."""
-        final = final_day().isoformat()
+    def wait_synced(
+        self, integration_id: str, timeout_s: float = 240.0, data_through: date | None = None
+    ) -> dict[str, Any]:
+        """Until the connector shows the sync idle through ``data_through`` (by default Cursor's
+        newest final day) and metrics agrees."""
+        final = (data_through or final_day()).isoformat()
 
         def probe() -> dict[str, Any] | None:
             integration = self.integration(integration_id)

@@ -6,81 +6,22 @@ the pipeline shows can be compared with the sandbox's ground truth exactly, to t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from tests.e2e.checks import assert_matches, cursor_differences, new_team, walk
 from tests.e2e.client import Platform, final_day, today_utc, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]
 
 
-def _end_of_yesterday_ms() -> int:
-    midnight = datetime.combine(today_utc(), datetime.min.time(), tzinfo=UTC)
-    return int(midnight.timestamp() * 1000) - 1
-
-
-def _new_team(platform: Platform, **spec: Any) -> dict[str, str]:
-    return platform.create_team(
-        **{"plan": "business", "days": 45, "visibility_delay_s": 0, **spec},
-        visible_until_ms=_end_of_yesterday_ms(),
-    )
-
-
-def _differences(platform: Platform, team_id: str, entry: dict[str, Any]) -> list[str]:
-    """Every way the admin summary differs from the sandbox's truth over the same range."""
-    start = datetime.fromisoformat(entry["dau"][0]["date"]).date()
-    truth = platform.truth(team_id, start, today_utc())
-    days = {d["date"]: d for d in truth["days"]}
-    problems = []
-    if [d["date"] for d in entry["dau"]] != list(days):
-        problems.append("the summary's days are not the range's days")
-    problems += [
-        f"dau {p}" for p in entry["dau"] if p["active_users"] != days[p["date"]]["active_users"]
-    ]
-    problems += [
-        f"requests {p}" for p in entry["requests"] if p["requests"] != days[p["date"]]["requests"]
-    ]
-    problems += [
-        f"spend {p} != {days[p['date']]['charged_cents']}"
-        for p in entry["spend"]["daily"]
-        if Decimal(p["cents"]) != Decimal(days[p["date"]]["charged_cents"])
-    ]
-    total = sum((Decimal(d["charged_cents"]) for d in truth["days"]), Decimal(0))
-    if Decimal(entry["spend"]["total_cents"]) != total:
-        problems.append(f"total spend {entry['spend']['total_cents']} != {total}")
-    models = {m["model"]: m["requests"] for m in entry["models"]}
-    if models != {m["model"]: m["requests"] for m in truth["models"] if m["requests"]}:
-        problems.append(f"models {models} != {truth['models']}")
-    cycle = entry["spend"].get("cycle") or {}
-    if cycle.get("start") != truth["cycle"]["start"] or Decimal(
-        str(cycle.get("total_cents"))
-    ) != Decimal(truth["cycle"]["total_cents"]):
-        problems.append(
-            f"cycle {cycle} != {truth['cycle']['start']} {truth['cycle']['total_cents']}"
-        )
-    return problems
-
-
-def _assert_matches_truth(platform: Platform, integration_id: str, team_id: str) -> Any:
-    def probe() -> Any:
-        entry = platform.provider_summary(integration_id)
-        return entry if entry and not _differences(platform, team_id, entry) else None
-
-    try:
-        return wait_for(probe, timeout_s=60, what="the summary to equal the truth", interval_s=1)
-    except AssertionError:
-        entry = platform.provider_summary(integration_id)
-        problems = _differences(platform, team_id, entry) if entry else ["no summary entry"]
-        raise AssertionError("summary differs from the truth:\n" + "\n".join(problems)) from None
-
-
 @pytest.fixture(scope="module")
 def business(platform: Platform) -> dict[str, Any]:
     """A Business-plan team of 12, connected and backfilled."""
-    team = _new_team(platform, members=12, seed=21)
+    team = new_team(platform, members=12, seed=21)
     response = platform.connect(team)
     assert response.status_code == 201, response.text
     integration = response.json()
@@ -96,7 +37,7 @@ def test_connect_then_the_summary_equals_the_truth_to_the_cent(
     platform: Platform, business: dict[str, Any]
 ) -> None:
     integration_id, team_id = business["integration"]["id"], business["team"]["team_id"]
-    entry = _assert_matches_truth(platform, integration_id, team_id)
+    entry = assert_matches(platform, integration_id, team_id, cursor_differences)
     assert len(entry["dau"]) == 30
     assert sum(m["requests"] for m in entry["models"]) == sum(
         p["requests"] for p in entry["requests"]
@@ -119,27 +60,15 @@ def test_connect_then_the_summary_equals_the_truth_to_the_cent(
         assert got[email]["top_model"] == member["top_model"], email
 
 
-def _walk(value: Any) -> list[tuple[str, Any]]:
-    found: list[tuple[str, Any]] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found.append((key, item))
-            found.extend(_walk(item))
-    elif isinstance(value, list):
-        for item in value:
-            found.extend(_walk(item))
-    return found
-
-
 def test_the_member_view_is_private(platform: Platform, business: dict[str, Any]) -> None:
     integration_id, team_id = business["integration"]["id"], business["team"]["team_id"]
-    _assert_matches_truth(platform, integration_id, team_id)
+    assert_matches(platform, integration_id, team_id, cursor_differences)
     status, summary = platform.summary(platform.member)
     assert status == 200
     assert summary["viewer_role"] == "member"
     truth = platform.truth(team_id, today_utc() - timedelta(days=29), today_utc())
     secrets = {m["email"] for m in truth["members"]} | {m["name"] for m in truth["members"]}
-    for key, value in _walk(summary):
+    for key, value in walk(summary):
         assert key not in {"email", "name", "spend", "spend_cents", "cents", "total_cents"}, key
         assert not (isinstance(value, str) and (value in secrets or "@" in value)), value
 
@@ -157,7 +86,7 @@ def test_the_member_view_is_private(platform: Platform, business: dict[str, Any]
 
 
 def test_a_team_plan_connects_degraded_with_its_reason(platform: Platform) -> None:
-    team = _new_team(platform, plan="team", members=6, seed=5)
+    team = new_team(platform, plan="team", members=6, seed=5)
     response = platform.connect(team)
     assert response.status_code == 201, response.text
     integration = response.json()
@@ -204,7 +133,7 @@ def test_a_key_rotated_at_the_provider_fails_then_recovers(
     assert new_key not in response.text
     assert platform.resync(integration_id, days=3).status_code == 202
     platform.wait_synced(integration_id)
-    _assert_matches_truth(platform, integration_id, team["team_id"])
+    assert_matches(platform, integration_id, team["team_id"], cursor_differences)
 
 
 def test_killing_a_worker_and_metrics_mid_backfill_loses_nothing(
@@ -214,7 +143,7 @@ def test_killing_a_worker_and_metrics_mid_backfill_loses_nothing(
     first, second = stack.syncers[0], stack.syncers[1]
     second.stop()
     try:
-        team = _new_team(platform, members=30, seed=99)
+        team = new_team(platform, members=30, seed=99)
         response = platform.connect(team)
         assert response.status_code == 201, response.text
         integration_id = response.json()["id"]
@@ -234,8 +163,10 @@ def test_killing_a_worker_and_metrics_mid_backfill_loses_nothing(
         second.wait_ready()
         stack.metrics.wait_ready()
         platform.wait_synced(integration_id, timeout_s=300)
-        _assert_matches_truth(platform, integration_id, team["team_id"])
-        _assert_matches_truth(platform, business["integration"]["id"], business["team"]["team_id"])
+        assert_matches(platform, integration_id, team["team_id"], cursor_differences)
+        assert_matches(
+            platform, business["integration"]["id"], business["team"]["team_id"], cursor_differences
+        )
     finally:
         for syncer in (first, second):
             if not syncer.running:

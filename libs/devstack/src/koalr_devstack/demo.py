@@ -1,9 +1,11 @@
 """``make demo``: the whole pipeline, end to end, on this machine.
 
 Starts the sandbox, the connector, two syncer workers and the metrics service as separate processes
-on the local Kafka and PostgreSQL; connects a demo org's Cursor team (Business plan) and a second team
-on the Team plan; shows the backfill's progress; prints the AI Analytics summary as an admin and as a
-member sees it, checks it against the sandbox's ground truth, and prints ready-to-paste curl commands.
+on the local Kafka and PostgreSQL; connects a demo org's Cursor team (Business plan) and GitHub
+Copilot organisation (40 seats), plus a Team-plan Cursor team and a Copilot organisation whose
+usage-metrics policy is off; shows the backfill's progress; prints Cursor and Copilot side by side
+as an admin and as a member sees them, checks every final day against the sandbox's ground truth,
+shows the degraded integrations with their reason, and prints ready-to-paste curl commands.
 On a terminal the services stay up until Ctrl-C; otherwise (CI) the demo stops them and exits.
 """
 
@@ -14,12 +16,13 @@ import contextlib
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -68,19 +71,46 @@ def dollars(cents: Any) -> str:
 
 
 def bar(value: int | None, maximum: int, width: int = 30) -> str:
-    if value is None:
-        return "(suppressed)"
-    if maximum <= 0:
+    if value is None or maximum <= 0:
         return ""
     return BAR * max(1 if value else 0, round(width * value / maximum))
 
 
-@dataclass
+Provider = Literal["cursor", "github_copilot"]
+LABELS: dict[Provider, str] = {"cursor": "Cursor", "github_copilot": "GitHub Copilot"}
+
+
+@dataclass(frozen=True)
 class DemoTeam:
+    """A Cursor team in the sandbox."""
+
     team_id: str
     api_key: str
     plan: str
     members: int
+
+
+@dataclass(frozen=True)
+class DemoGithubOrg:
+    """A GitHub organisation with Copilot in the sandbox."""
+
+    org: str
+    token: str
+    plan: str
+    seats: int
+
+
+@dataclass(frozen=True)
+class Connected:
+    """One integration of the demo org: which provider, and the sandbox account behind it."""
+
+    provider: Provider
+    integration_id: str
+    account: DemoTeam | DemoGithubOrg
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.provider]
 
 
 class Demo:
@@ -91,6 +121,11 @@ class Demo:
         self.member_token = make_token(secret, org_id=ORG_ID, role="member", sub="demo-member")
         self.http = httpx.Client(timeout=30.0)
 
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
     # --- sandbox --------------------------------------------------------------------------
     @property
     def sandbox_url(self) -> str:
@@ -99,64 +134,91 @@ class Demo:
         return self.stack.sandbox.base_url
 
     def create_team(self, plan: str, members: int, seed: int) -> DemoTeam:
-        response = self.http.post(
-            f"{self.sandbox_url}/_sandbox/teams",
-            json={"plan": plan, "members": members, "days": 60, "seed": seed},
+        body = self._json(
+            self.http.post(
+                f"{self.sandbox_url}/_sandbox/teams",
+                json={"plan": plan, "members": members, "days": 60, "seed": seed},
+            )
         )
-        response.raise_for_status()
-        body = response.json()
         return DemoTeam(body["team_id"], body["api_key"], plan, members)
 
-    def truth(self, team: DemoTeam, start: date, end: date) -> dict[str, Any]:
-        response = self.http.get(
-            f"{self.sandbox_url}/_sandbox/teams/{team.team_id}/truth",
-            params={"start": start.isoformat(), "end": end.isoformat()},
+    def create_github_org(
+        self, plan: str, seats: int, seed: int, *, metrics_policy: bool = True
+    ) -> DemoGithubOrg:
+        body = self._json(
+            self.http.post(
+                f"{self.sandbox_url}/_sandbox/github/orgs",
+                json={
+                    "plan": plan,
+                    "seats": seats,
+                    "days": 60,
+                    "seed": seed,
+                    "metrics_policy": metrics_policy,
+                },
+            )
         )
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
+        return DemoGithubOrg(body["org"], body["token"], plan, seats)
+
+    def truth(self, account: DemoTeam | DemoGithubOrg, start: date, end: date) -> dict[str, Any]:
+        path = (
+            f"teams/{account.team_id}"
+            if isinstance(account, DemoTeam)
+            else f"github/orgs/{account.org}"
+        )
+        return self._json(
+            self.http.get(
+                f"{self.sandbox_url}/_sandbox/{path}/truth",
+                params={"start": start.isoformat(), "end": end.isoformat()},
+            )
+        )
 
     # --- connector ------------------------------------------------------------------------
-    def connect(self, team: DemoTeam) -> dict[str, Any]:
+    def connect(self, account: DemoTeam | DemoGithubOrg) -> tuple[Connected, dict[str, Any]]:
+        provider: Provider
+        if isinstance(account, DemoTeam):
+            provider = "cursor"
+            body = {"provider": provider, "api_key": account.api_key, "team_id": account.team_id}
+        else:
+            provider = "github_copilot"
+            body = {"provider": provider, "token": account.token, "github_org": account.org}
         response = self.http.post(
             f"{self.stack.connector.base_url}/v1/orgs/{ORG_ID}/integrations",
             headers={"Authorization": f"Bearer {self.admin_token}"},
-            json={"provider": "cursor", "api_key": team.api_key, "team_id": team.team_id},
+            json=body,
         )
         if response.status_code != 201:
             raise RuntimeError(f"connect failed: {response.status_code} {response.text}")
-        result: dict[str, Any] = response.json()
-        return result
+        integration = self._json(response)
+        return Connected(provider, integration["id"], account), integration
 
     def integration(self, integration_id: str) -> dict[str, Any]:
-        response = self.http.get(
-            f"{self.stack.connector.base_url}/v1/orgs/{ORG_ID}/integrations/{integration_id}",
-            headers={"Authorization": f"Bearer {self.admin_token}"},
+        return self._json(
+            self.http.get(
+                f"{self.stack.connector.base_url}/v1/orgs/{ORG_ID}/integrations/{integration_id}",
+                headers={"Authorization": f"Bearer {self.admin_token}"},
+            )
         )
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
 
     # --- metrics --------------------------------------------------------------------------
     def summary(self, token: str, days: int = 30) -> dict[str, Any]:
-        response = self.http.get(
-            f"{self.stack.metrics.base_url}/v1/orgs/{ORG_ID}/ai-analytics/summary",
-            headers={"Authorization": f"Bearer {token}"},
-            params={"days": days},
+        return self._json(
+            self.http.get(
+                f"{self.stack.metrics.base_url}/v1/orgs/{ORG_ID}/ai-analytics/summary",
+                headers={"Authorization": f"Bearer {token}"},
+                params={"days": days},
+            )
         )
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
 
-    def members(self) -> dict[str, Any]:
-        response = self.http.get(
-            f"{self.stack.metrics.base_url}/v1/orgs/{ORG_ID}/ai-analytics/members",
-            headers={"Authorization": f"Bearer {self.admin_token}"},
-            params={"days": 30},
+    def members(self, provider: Provider) -> list[dict[str, Any]]:
+        body = self._json(
+            self.http.get(
+                f"{self.stack.metrics.base_url}/v1/orgs/{ORG_ID}/ai-analytics/members",
+                headers={"Authorization": f"Bearer {self.admin_token}"},
+                params={"days": 30, "provider": provider},
+            )
         )
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
+        members: list[dict[str, Any]] = body["members"]
+        return members
 
 
 def _provider_entry(summary: dict[str, Any], integration_id: str) -> dict[str, Any] | None:
@@ -173,173 +235,291 @@ def _require_entry(summary: dict[str, Any], integration_id: str) -> dict[str, An
     return entry
 
 
-def wait_for_backfill(demo: Demo, business_id: str, team_id: str, started: float) -> float:
-    """Show progress until the business integration is idle and its data is queryable."""
+def _progress(demo: Demo, summary: dict[str, Any], watched: Connected) -> tuple[str, bool]:
+    """One integration's backfill progress, and whether its data is all queryable."""
+    sync = demo.integration(watched.integration_id)["sync"]
+    progress = sync.get("progress") or {}
+    done, total = progress.get("done"), progress.get("total")
+    share = f"{done}/{total}" if total else "-"
+    freshness = (_provider_entry(summary, watched.integration_id) or {}).get("freshness") or {}
+    through = sync.get("data_through")
+    text = (
+        f"{watched.label}: {sync['state']:<7} {share:>5} days, through {through or '-':<10}"
+        f" (metrics: {freshness.get('days_with_data', 0)} days)"
+    )
+    queryable = (
+        sync["state"] == "idle"
+        and through is not None
+        and freshness.get("data_through") == through
+        and freshness.get("state") == "idle"
+    )
+    return text, queryable
+
+
+def wait_for_backfill(demo: Demo, watched: Sequence[Connected], started: float) -> float:
+    """Show progress until every watched integration is idle and its data is queryable."""
     heading("Backfilling the past 30 days")
-    yesterday = datetime.now(UTC).date() - timedelta(days=1)
     deadline = time.monotonic() + BACKFILL_TIMEOUT_S
-    last_line = ""
+    last_status = ""
     while time.monotonic() < deadline:
-        business = demo.integration(business_id)
-        team = demo.integration(team_id)
-        sync = business["sync"]
-        progress = sync.get("progress") or {}
-        done, total = progress.get("done"), progress.get("total")
-        share = f"{done}/{total} {progress.get('unit', '')}".strip() if total else "-"
-        entry = _provider_entry(demo.summary(demo.admin_token), business_id)
-        freshness = (entry or {}).get("freshness") or {}
-        line = (
-            f"  {time.monotonic() - started:5.1f}s  business: {sync['state']:<8} progress {share:<14}"
-            f" data through {sync.get('data_through') or '-':<10}  |  metrics sees "
-            f"{freshness.get('days_with_data', 0)} days  |  team plan: {team['status']}"
-        )
-        if line != last_line:
-            say(line)
-            last_line = line
-        if (
-            sync["state"] == "idle"
-            and sync.get("data_through") == yesterday.isoformat()
-            and freshness.get("data_through") == yesterday.isoformat()
-            and freshness.get("state") == "idle"
-        ):
+        summary = demo.summary(demo.admin_token)
+        states = [_progress(demo, summary, w) for w in watched]
+        status = "  |  ".join(text for text, _ in states)
+        if status != last_status:
+            say(f"  {time.monotonic() - started:5.1f}s  {status}")
+            last_status = status
+        if all(queryable for _, queryable in states):
             return time.monotonic() - started
         time.sleep(0.2)
     raise TimeoutError(f"the backfill did not finish within {BACKFILL_TIMEOUT_S:.0f} s")
 
 
-def print_admin_view(demo: Demo, business_id: str) -> dict[str, Any]:
+def _cell(point: dict[str, Any], key: str) -> object:
+    return "suppressed" if point.get("suppressed") else point[key]
+
+
+def _daily_rows(
+    entries: Sequence[dict[str, Any]], *, with_spend: bool, last: int | None = None
+) -> tuple[list[str], list[tuple[object, ...]], str]:
+    """One row per day: each provider's DAU (with a trend bar), requests and (admins) spend."""
+    headers = ["day"]
+    align = "l"
+    columns: list[list[object]] = []
+    for entry in entries:
+        name = LABELS[entry["provider"]]
+        requests = {p["date"]: p for p in entry["requests"]}
+        spend = {p["date"]: p for p in entry.get("spend", {}).get("daily", [])}
+        peak = max((p["active_users"] or 0 for p in entry["dau"]), default=0)
+        through = entry["freshness"]["data_through"] or ""
+        dau: list[object] = []
+        trend: list[object] = []
+        reqs: list[object] = []
+        cents: list[object] = []
+        for point in entry["dau"]:
+            dau.append(_cell(point, "active_users"))
+            trend.append(bar(point["active_users"], peak, width=12))
+            reqs.append(_cell(requests[point["date"]], "requests"))
+            day_spend = spend.get(point["date"])
+            pending = "*" if point["date"] > through else " "
+            cents.append(dollars(day_spend and day_spend["cents"]) + pending)
+        headers += [f"{name} DAU", "trend", "requests"]
+        align += "rlr"
+        columns += [dau, trend, reqs]
+        if with_spend:
+            headers.append("spend")
+            align += "r"
+            columns.append(cents)
+    days = [p["date"] for p in entries[0]["dau"]]
+    rows = [(day, *(column[i] for column in columns)) for i, day in enumerate(days)]
+    return headers, rows[-last:] if last else rows, align
+
+
+def print_admin_view(demo: Demo, connected: Sequence[Connected]) -> list[dict[str, Any]]:
     summary = demo.summary(demo.admin_token)
-    entry = _require_entry(summary, business_id)
+    entries = [_require_entry(summary, c.integration_id) for c in connected]
     heading(
         f"AI Analytics as an admin sees it ({summary['range']['start']} to {summary['range']['end']})"
     )
-    spend_daily = {d["date"]: d["cents"] for d in entry["spend"]["daily"]}
-    requests = {d["date"]: d["requests"] for d in entry["requests"]}
-    peak = max((d["active_users"] for d in entry["dau"]), default=0)
+    headers, rows, align = _daily_rows(entries, with_spend=True)
+    say(table(headers, rows, align))
+    say(
+        "* after data_through: not final yet (Copilot's spend there is the seats' cost, plus "
+        "premium requests as GitHub bills them)"
+    )
+    say()
+    tops = [entry["models"][:8] for entry in entries]
+    model_rows = []
+    for i in range(max(len(t) for t in tops)):
+        row: list[object] = []
+        for top in tops:
+            m = top[i] if i < len(top) else None
+            row += [m["model"], m["requests"], f"{m['share'] * 100:.1f}%"] if m else ["", "", ""]
+        model_rows.append(tuple(row))
+    model_headers = [
+        h for e in entries for h in (f"{LABELS[e['provider']]} models", "requests", "share")
+    ]
+    say(table(model_headers, model_rows, "lrr" * len(entries)))
+    say()
+    facts: list[tuple[str, ...]] = [
+        ("requests in range", *(f"{sum(p['requests'] for p in e['requests']):,}" for e in entries)),
+        ("spend in range", *(dollars(e["spend"]["total_cents"]) for e in entries)),
+        ("current cycle", *(_cycle(e) for e in entries)),
+        ("seats", *(_seats(e["spend"].get("seats")) for e in entries)),
+        (
+            "data through",
+            *(
+                f"{e['freshness']['data_through']} "
+                f"({e['freshness']['days_with_data']}/{e['freshness']['days_in_range']} days "
+                "with data)"
+                for e in entries
+            ),
+        ),
+    ]
+    say(table(["", *(LABELS[e["provider"]] for e in entries)], facts))
+    say()
+    say(
+        "Freshness: Cursor's last 3 days can still change, so data_through stays 3 days back. "
+        "GitHub publishes a day's\nCopilot report about two full days after the day ends, so "
+        "Copilot's data_through is also about 3 days\nback; the newer days fill in as GitHub "
+        "publishes them."
+    )
+    for c in connected:
+        say()
+        say(_members_table(c.provider, demo.members(c.provider)[:8]))
+    return entries
+
+
+def _cycle(entry: dict[str, Any]) -> str:
+    cycle = entry["spend"].get("cycle") or {}
+    text = f"{dollars(cycle.get('total_cents'))} since {cycle.get('start', '-')}"
+    return text + " (calendar month)" if entry["provider"] == "github_copilot" else text
+
+
+def _seats(seats: dict[str, Any] | None) -> str:
+    if seats is None:
+        return "-"
+    return (
+        f"{seats['total']} seats, {seats['never_used']} never used, "
+        f"{seats['active_30d']} active in 30 days, {dollars(seats['monthly_cents'])}/month"
+    )
+
+
+def _members_table(provider: Provider, members: Sequence[dict[str, Any]]) -> str:
+    who = "email" if provider == "cursor" else "login"
     rows = [
         (
-            d["date"],
-            d["active_users"],
-            bar(d["active_users"], peak),
-            requests[d["date"]],
-            dollars(spend_daily.get(d["date"])),
-        )
-        for d in entry["dau"]
-    ]
-    say(table(("day", "DAU", "trend", "requests", "spend"), rows, "lrlrr"))
-    say()
-    total_requests = sum(requests.values())
-    model_rows = [
-        (m["model"], m["requests"], f"{m['share'] * 100:.1f}%") for m in entry["models"][:8]
-    ]
-    say(table(("top models", "requests", "share"), model_rows, "lrr"))
-    say()
-    spend = entry["spend"]
-    cycle = spend.get("cycle") or {}
-    say(f"requests in range: {total_requests:,}")
-    say(f"spend in range:    {dollars(spend['total_cents'])}")
-    say(f"current cycle:     {dollars(cycle.get('total_cents'))} since {cycle.get('start', '-')}")
-    say(
-        f"freshness:         data through {entry['freshness']['data_through']}, "
-        f"{entry['freshness']['days_with_data']}/{entry['freshness']['days_in_range']} days with data"
-    )
-    members = demo.members()["members"]
-    say()
-    member_rows = [
-        (
-            m["name"] or "-",
-            m["email"],
+            m[who] or "-",
             m["active_days"],
             m["requests"],
             m["top_model"] or "-",
             dollars(m["spend_cents"]),
         )
-        for m in members[:10]
+        for m in members
     ]
-    say(
-        table(
-            ("top members", "email", "active days", "requests", "top model", "spend"),
-            member_rows,
-            "llrrlr",
-        )
+    return table(
+        (
+            f"top {LABELS[provider]} members ({who})",
+            "active days",
+            "requests",
+            "top model",
+            "spend",
+        ),
+        rows,
+        "lrrlr",
     )
-    return entry
 
 
-def print_member_view(demo: Demo, business_id: str) -> None:
+def print_member_view(demo: Demo, connected: Sequence[Connected]) -> None:
     summary = demo.summary(demo.member_token)
-    entry = _require_entry(summary, business_id)
+    entries = [_require_entry(summary, c.integration_id) for c in connected]
     heading("The same page as a member sees it (no per-member rows, no spend, small days hidden)")
-    requests = {d["date"]: d for d in entry["requests"]}
-    rows = []
-    for d in entry["dau"][-10:]:
-        req = requests[d["date"]]
-        rows.append(
-            (
-                d["date"],
-                "suppressed" if d.get("suppressed") else d["active_users"],
-                "suppressed" if req.get("suppressed") else req["requests"],
-            )
+    headers, rows, align = _daily_rows(entries, with_spend=False, last=10)
+    say(table(headers, rows, align))
+    for entry in entries:
+        name = LABELS[entry["provider"]]
+        say(
+            f"{name}: spend visible to members: {'yes' if 'spend' in entry else 'no'}; "
+            f"top models: {', '.join(m['model'] for m in entry['models'][:3])}"
         )
-    say(table(("day (last 10)", "DAU", "requests"), rows, "lrr"))
-    say(f"spend visible to members: {'yes' if 'spend' in entry else 'no'}")
-    say(f"top models: {', '.join(m['model'] for m in entry['models'][:3])}")
 
 
-def check_against_truth(demo: Demo, team: DemoTeam, entry: dict[str, Any]) -> bool:
+def _cursor_checks(entry: dict[str, Any], truth: dict[str, Any]) -> dict[str, bool]:
+    days = {d["date"]: d for d in truth["days"]}
+    return {
+        "daily active users": all(
+            d["active_users"] == days[d["date"]]["active_users"] for d in entry["dau"]
+        ),
+        "requests per day": all(
+            d["requests"] == days[d["date"]]["requests"] for d in entry["requests"]
+        ),
+        "spend per day (to the cent)": all(
+            Decimal(str(d["cents"])) == Decimal(days[d["date"]]["charged_cents"])
+            for d in entry["spend"]["daily"]
+        ),
+    }
+
+
+def _copilot_checks(entry: dict[str, Any], truth: dict[str, Any]) -> dict[str, bool]:
+    days: dict[str, Any] = truth["days"]
+    models: Counter[str] = Counter()
+    for day in days.values():
+        models.update(day["models"])
+    seats = entry["spend"].get("seats") or {}
+    return {
+        "daily active users": all(
+            d["active_users"] == days[d["date"]]["dau"] for d in entry["dau"]
+        ),
+        "requests per day": all(
+            d["requests"] == days[d["date"]]["requests"] for d in entry["requests"]
+        ),
+        "model mix": {m["model"]: m["requests"] for m in entry["models"]}
+        == {m: n for m, n in models.items() if n},
+        "spend per day (premium requests + seats)": all(
+            Decimal(str(d["cents"]))
+            == Decimal(days[d["date"]]["premium_cents"]) + Decimal(days[d["date"]]["seat_cents"])
+            for d in entry["spend"]["daily"]
+        ),
+        "seats block": {**seats, "monthly_cents": Decimal(str(seats.get("monthly_cents")))}
+        == {**truth["seats"], "monthly_cents": Decimal(truth["seats"]["monthly_cents"])},
+        "data_through (last published day)": entry["freshness"]["data_through"]
+        == truth["data_through"],
+    }
+
+
+def check_against_truth(demo: Demo, connected: Connected, entry: dict[str, Any]) -> bool:
+    """Every day through ``data_through`` (Copilot: every published day) against the truth."""
     start = date.fromisoformat(entry["dau"][0]["date"])
-    yesterday = datetime.now(UTC).date() - timedelta(days=1)
-    truth = demo.truth(team, start, yesterday)
-    truth_days = {d["date"]: d for d in truth["days"]}
-    dau_ok = all(
-        d["active_users"] == truth_days[d["date"]]["active_users"]
-        for d in entry["dau"]
-        if d["date"] in truth_days
-    )
-    req_ok = all(
-        d["requests"] == truth_days[d["date"]]["requests"]
-        for d in entry["requests"]
-        if d["date"] in truth_days
-    )
-    spend_ok = all(
-        Decimal(str(d["cents"])) == Decimal(truth_days[d["date"]]["charged_cents"])
-        for d in entry["spend"]["daily"]
-        if d["date"] in truth_days
-    )
-    heading("Checked against the sandbox's ground truth (every complete day)")
-    say(f"daily active users: {'exact' if dau_ok else 'MISMATCH'}")
-    say(f"requests per day:   {'exact' if req_ok else 'MISMATCH'}")
-    say(f"spend per day:      {'exact to the cent' if spend_ok else 'MISMATCH'}")
-    return dau_ok and req_ok and spend_ok
+    through = entry["freshness"]["data_through"]
+    final = {
+        **entry,
+        "dau": [p for p in entry["dau"] if p["date"] <= through],
+        "requests": [p for p in entry["requests"] if p["date"] <= through],
+        "spend": {
+            **entry["spend"],
+            "daily": [p for p in entry["spend"]["daily"] if p["date"] <= through],
+        },
+    }
+    if connected.provider == "cursor":
+        truth = demo.truth(connected.account, start, date.fromisoformat(through))
+        checks = _cursor_checks(final, truth)
+    else:
+        truth = demo.truth(connected.account, start, datetime.now(UTC).date())
+        checks = _copilot_checks(final, truth)
+    heading(f"{connected.label} checked against the sandbox's ground truth ({start} to {through})")
+    for what, ok in checks.items():
+        say(f"{what + ':':<42} {'exact' if ok else 'MISMATCH'}")
+    return all(checks.values())
 
 
-def print_degraded(demo: Demo, team_integration_id: str) -> None:
-    integration = demo.integration(team_integration_id)
-    heading("The Team-plan integration")
-    error = integration["sync"].get("last_error") or {}
-    say(f"status: {integration['status']}  plan: {integration['plan']}")
-    say(f"reason: {error.get('code', '-')}: {error.get('message', '-')}")
+def print_degraded(demo: Demo, degraded: Sequence[Connected]) -> None:
+    heading("Degraded integrations, with their reason")
+    for connected in degraded:
+        integration = demo.integration(connected.integration_id)
+        error = integration["sync"].get("last_error") or {}
+        say(
+            f"{connected.label} ({integration['external_id']}): status {integration['status']}, "
+            f"plan {integration['plan']}"
+        )
+        say(f"  {error.get('code', '-')}: {error.get('message', '-')}")
 
 
-def print_curl(demo: Demo, business_id: str) -> None:
+def print_curl(demo: Demo, integration_id: str) -> None:
     heading("Try the APIs (the demo token is valid for 12 hours)")
     c, m = demo.stack.connector.base_url, demo.stack.metrics.base_url
+    summary = f"{m}/v1/orgs/{ORG_ID}/ai-analytics/summary?days=30"
     say(f"export ADMIN_TOKEN={demo.admin_token}")
     say(f"export MEMBER_TOKEN={demo.member_token}")
     say(f"dashboard (open in a browser): {m}/dashboard/?org={ORG_ID}#token={demo.admin_token}")
     say(f'curl -s -H "Authorization: Bearer $ADMIN_TOKEN" {c}/v1/orgs/{ORG_ID}/integrations')
-    say(
-        f'curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "{m}/v1/orgs/{ORG_ID}/ai-analytics/summary?days=30"'
-    )
-    say(
-        f'curl -s -H "Authorization: Bearer $MEMBER_TOKEN" "{m}/v1/orgs/{ORG_ID}/ai-analytics/summary?days=30"'
-    )
+    say(f'curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "{summary}"')
+    say(f'curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "{summary}&provider=github_copilot"')
+    say(f'curl -s -H "Authorization: Bearer $MEMBER_TOKEN" "{summary}"')
     say(
         f'curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "{m}/v1/orgs/{ORG_ID}/ai-analytics/members?days=30"'
     )
     say(
         f'curl -s -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H "Content-Type: application/json" '
-        f"-d '{{\"days\": 2}}' {c}/v1/orgs/{ORG_ID}/integrations/{business_id}/sync"
+        f"-d '{{\"days\": 2}}' {c}/v1/orgs/{ORG_ID}/integrations/{integration_id}/sync"
     )
 
 
@@ -379,27 +559,36 @@ def main() -> int:
     try:
         with _stack(config) as stack:
             demo = Demo(stack)
-            business_team = demo.create_team("business", members=50, seed=7)
-            small_team = demo.create_team("team", members=8, seed=11)
-            heading("Connecting Cursor for the demo org")
+            heading("Connecting Cursor and GitHub Copilot for the demo org")
             started = time.monotonic()
-            business = demo.connect(business_team)
-            say(
-                f"business team {business_team.team_id}: integration {business['id']} "
-                f"plan={business['plan']} status={business['status']}"
-            )
-            small = demo.connect(small_team)
-            say(
-                f"team-plan team {small_team.team_id}: integration {small['id']} "
-                f"plan={small['plan']} status={small['status']}"
-            )
-            elapsed = wait_for_backfill(demo, business["id"], small["id"], started)
+            accounts: list[DemoTeam | DemoGithubOrg] = [
+                demo.create_team("business", members=50, seed=7),
+                demo.create_github_org("business", seats=40, seed=12),
+                demo.create_team("team", members=8, seed=11),
+                demo.create_github_org("business", seats=10, seed=13, metrics_policy=False),
+            ]
+            connected: list[Connected] = []
+            for account in accounts:
+                link, integration = demo.connect(account)
+                connected.append(link)
+                say(
+                    f"{link.label:<15} {integration['external_id']:<22} integration "
+                    f"{integration['id']}  plan={integration['plan']:<10} "
+                    f"status={integration['status']}"
+                )
+            synced, degraded = connected[:2], connected[2:]
+            elapsed = wait_for_backfill(demo, synced, started)
             say(f"\nconnect to data queryable: {elapsed:.1f} s")
-            entry = print_admin_view(demo, business["id"])
-            print_member_view(demo, business["id"])
-            exact = check_against_truth(demo, business_team, entry)
-            print_degraded(demo, small["id"])
-            print_curl(demo, business["id"])
+            entries = print_admin_view(demo, synced)
+            print_member_view(demo, synced)
+            # Every check prints its result, so none may be skipped by a short circuit.
+            results = [
+                check_against_truth(demo, link, entry)
+                for link, entry in zip(synced, entries, strict=True)
+            ]
+            exact = all(results)
+            print_degraded(demo, degraded)
+            print_curl(demo, synced[0].integration_id)
             if sys.stdin.isatty() and os.environ.get("DEMO_EXIT") != "1":
                 say(
                     "\nThe services keep running for the commands above. Press Ctrl-C to stop them."

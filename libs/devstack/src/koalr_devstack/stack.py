@@ -26,6 +26,9 @@ class StackConfig:
     sealing_keys: str = field(default_factory=lambda: generate_key_entry("k1"))
     cursor_api_base_url: str | None = None
     """Point the connector and syncers at a real Cursor; None runs and uses the sandbox."""
+    github_api_base_url: str | None = None
+    """Point the connector and syncers at a real GitHub; None runs and uses the sandbox (the same
+    process serves both providers)."""
     fixed_ports: bool = False
     """Use the documented default ports (demo) instead of free ones (tests)."""
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -42,7 +45,7 @@ class Stack:
             return default if config.fixed_ports else free_port()
 
         self.sandbox: ServiceProcess | None = None
-        if config.cursor_api_base_url is None:
+        if config.cursor_api_base_url is None or config.github_api_base_url is None:
             sandbox_port = port(8010)
             self.sandbox = ServiceProcess(
                 name="sandbox",
@@ -53,9 +56,9 @@ class Stack:
                 log_dir=config.log_dir,
                 ready_path="/healthz",
             )
-        self.cursor_api_base_url = config.cursor_api_base_url or (
-            self.sandbox.base_url if self.sandbox else ""
-        )
+        sandbox_url = self.sandbox.base_url if self.sandbox else ""
+        self.cursor_api_base_url = config.cursor_api_base_url or sandbox_url
+        self.github_api_base_url = config.github_api_base_url or sandbox_url
         connector_port = port(8001)
         self.connector = self._service(
             "connector", "koalr_connector", "CONNECTOR_PORT", connector_port
@@ -79,6 +82,7 @@ class Stack:
             "KOALR_JWT_SECRET": self.config.jwt_secret,
             "KOALR_SEALING_KEYS": self.config.sealing_keys,
             "CURSOR_API_BASE_URL": self.cursor_api_base_url,
+            "GITHUB_API_BASE_URL": self.github_api_base_url,
             "LOG_FORMAT": "json",
             port_var: str(port),
             **self.config.extra_env,

@@ -1,9 +1,9 @@
 """``make up`` / ``make down``: run the services for real use on this machine, in the background.
 
 Configuration comes from the environment (see docs/configuration.md): the secrets
-``KOALR_JWT_SECRET`` and ``KOALR_SEALING_KEYS`` are required; ``CURSOR_API_BASE_URL`` defaults to
-Cursor's real API; ``SYNCER_WORKERS`` (default 2) sets the number of syncer processes. Process ids
-and logs live in ``.infra/run`` and ``.infra/logs``.
+``KOALR_JWT_SECRET`` and ``KOALR_SEALING_KEYS`` are required; ``CURSOR_API_BASE_URL`` and
+``GITHUB_API_BASE_URL`` default to Cursor's and GitHub's real APIs; ``SYNCER_WORKERS`` (default 2)
+sets the number of syncer processes. Process ids and logs live in ``.infra/run`` and ``.infra/logs``.
 
     python -m koalr_devstack.up start|stop|status
 """
@@ -33,7 +33,8 @@ def _say(text: str) -> None:
 def _services() -> list[ServiceProcess]:
     workers = int(os.environ.get("SYNCER_WORKERS", "2"))
     base_env = {
-        "CURSOR_API_BASE_URL": os.environ.get("CURSOR_API_BASE_URL", "https://api.cursor.com")
+        "CURSOR_API_BASE_URL": os.environ.get("CURSOR_API_BASE_URL", "https://api.cursor.com"),
+        "GITHUB_API_BASE_URL": os.environ.get("GITHUB_API_BASE_URL", "https://api.github.com"),
     }
     connector_port = int(os.environ.get("CONNECTOR_PORT", "8001"))
     metrics_port = int(os.environ.get("METRICS_PORT", "8003"))
