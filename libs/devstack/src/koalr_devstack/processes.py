@@ -25,6 +25,13 @@ def free_port() -> int:
         return port
 
 
+def port_in_use(port: int) -> bool:
+    """Whether something already accepts connections on 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 class ProcessFailedError(RuntimeError):
     """A service process exited or did not become ready; the message ends with its last log lines."""
 
@@ -56,6 +63,12 @@ class ServiceProcess:
     def start(self) -> None:
         if self.running:
             return
+        if port_in_use(self.port):
+            # Another process would answer the readiness probe in this one's place.
+            raise ProcessFailedError(
+                f"port {self.port} for {self.name} is already in use (a service left running by "
+                "`make up` or another demo?); stop it (`make down`) or free the port, then retry"
+            )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         inherited = {
