@@ -46,6 +46,13 @@ ORG = "org-dash"
 EMPTY_ORG = "org-none"
 #: An org whose policy lets members see spend.
 SPEND_ORG = "org-spend"
+#: An org whose Cursor integration is in error: its plan has no usage data.
+ERROR_ORG = "org-plan"
+#: The syncer's fixed sentence for that reason.
+TEAM_PLAN_MESSAGE = (
+    "The Cursor plan only exposes the member list: usage, models and spend need a Business or "
+    "Enterprise plan. Members are kept in sync; upgrade the plan and update the key to sync usage."
+)
 #: Active members per day (days ago); 2 and 5 days ago stay below the members' minimum of 5.
 ACTIVE_BY_DAY = {1: 7, 2: 3, 3: 5, 4: 6, 5: 2, 8: 8}
 EMAILS = [f"dev{i}@corp.example" for i in range(8)]
@@ -146,6 +153,7 @@ async def site(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterator
     )
     integrations = {org: new_id() for org in (ORG, SPEND_ORG)}
     copilot = new_id()
+    failing = new_id()
     truth = Truth()
     fetched_at = datetime.now(UTC) - timedelta(hours=1)
     try:
@@ -156,6 +164,7 @@ async def site(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterator
                 [
                     *(connected(org, integration) for org, integration in integrations.items()),
                     connected(ORG, copilot, "github_copilot"),
+                    connected(ERROR_ORG, failing),
                 ],
             )
             await publish(
@@ -169,7 +178,16 @@ async def site(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterator
                 data_through=today() - timedelta(days=1),
                 last_success_at=fetched_at,
             )
-            await publish(broker, settings.topic(topics.SYNC_STATUS), [copilot_status])
+            failing_status = sync_status(
+                ERROR_ORG,
+                failing,
+                "error",
+                reason_code="insufficient_plan",
+                message=TEAM_PLAN_MESSAGE,
+            )
+            await publish(
+                broker, settings.topic(topics.SYNC_STATUS), [copilot_status, failing_status]
+            )
             for org, integration in integrations.items():
                 records = _records(org, integration, fetched_at)
                 truth.add(records)
@@ -466,6 +484,37 @@ async def test_every_text_meets_wcag_aa_contrast(site: Site, state: str) -> None
     ratios = await page.evaluate(CONTRAST)
     assert len(ratios) >= (20 if state == "ready" else 4)
     assert [(text, ratio) for text, ratio in ratios if ratio < 4.5] == []
+    await page.close()
+
+
+async def test_an_integration_in_error_shows_its_reason_and_what_to_do(site: Site) -> None:
+    bearer = token(ERROR_ORG, "member")  # the reason holds no member data: members see it too
+    (cursor,) = (await api(site, "summary", bearer, org=ERROR_ORG))["providers"]
+    assert cursor["freshness"]["reason"] == {
+        "code": "insufficient_plan",
+        "message": TEAM_PLAN_MESSAGE,
+    }
+    page = await open_page(site, bearer, org=ERROR_ORG)
+    await screenshot(page, "reason")
+    section = '[data-provider-section="cursor"]'
+    assert await page.get_attribute(f"{section} [data-sync-state]", "data-sync-state") == "error"
+    assert await page.locator(f"{section} [data-reason]").count() == 1
+    assert await page.text_content(f'{section} [data-reason="insufficient_plan"] p') == (
+        f"insufficient_plan · {TEAM_PLAN_MESSAGE}"
+    )
+    assert await page.text_content(f'{section} [data-advice="insufficient_plan"]') == (
+        "What to do: Upgrade the Cursor plan to Business or Enterprise, then update the key "
+        "through the connector."
+    )
+    ratios = await page.evaluate(CONTRAST)
+    assert [(text, ratio) for text, ratio in ratios if ratio < 4.5] == []
+    await page.close()
+
+
+async def test_an_integration_not_in_error_shows_no_reason(site: Site) -> None:
+    page = await open_page(site, token(ORG, "admin"))
+    assert await page.locator("[data-sync-state]").count() == 2
+    assert await page.locator("[data-reason]").count() == 0
     await page.close()
 
 

@@ -15,6 +15,7 @@ from koalr_metrics.analytics import (
     ModelTotal,
     Policy,
     ProviderData,
+    StatusReason,
     members_document,
     provider_summary,
     share,
@@ -107,6 +108,27 @@ def test_member_sees_only_days_with_enough_active_members_and_no_spend() -> None
     assert "spend" not in entry
     assert entry["models"] == [{"model": "gpt-5", "requests": 100, "share": Decimal(1)}]
     assert entry["freshness"]["state"] == "pending"
+
+
+def test_the_reason_shows_only_while_the_sync_is_in_error() -> None:
+    reason = StatusReason("rate_limited", "Cursor answered 429. Retrying in 60 s.")
+    shown = {
+        state: rendered_summary(
+            _data([], state=state, reason=reason), RANGE, is_admin=False, policy=Policy()
+        )["freshness"]["reason"]
+        for state in ("error", "syncing", "idle")
+    }
+    assert shown == {
+        "error": {"code": "rate_limited", "message": "Cursor answered 429. Retrying in 60 s."},
+        "syncing": None,
+        "idle": None,
+    }
+    without = StatusReason("internal_error", None)
+    admin = {"is_admin": True, "policy": Policy()}
+    entry = rendered_summary(_data([], state="error", reason=without), RANGE, **admin)
+    assert entry["freshness"]["reason"] == {"code": "internal_error", "message": None}
+    entry = rendered_summary(_data([], state="error"), RANGE, **admin)
+    assert entry["freshness"]["reason"] is None
 
 
 def test_suppressed_days_do_not_count_as_days_with_data_for_members() -> None:

@@ -13,9 +13,11 @@ import asyncpg
 import httpx
 import jwt
 import pytest
+from faststream.kafka import KafkaBroker
 from prometheus_client import REGISTRY
 
 from koalr_contracts import topics
+from koalr_metrics.settings import MetricsSettings
 from tests.metrics.support import (
     JWT_SECRET,
     Truth,
@@ -30,6 +32,7 @@ from tests.metrics.support import (
     range_days,
     running_app,
     snapshot,
+    sync_status,
     today,
     token,
     usage,
@@ -41,6 +44,12 @@ pytestmark = pytest.mark.integration
 ORG = "org-a"
 POLICY_ORG = "org-p"
 OTHER_ORG = "org-b"
+REASON_ORG = "org-r"
+#: The syncer's fixed sentence for a Cursor plan without usage data (no member data in it).
+TEAM_PLAN_MESSAGE = (
+    "The Cursor plan only exposes the member list: usage, models and spend need a Business or "
+    "Enterprise plan. Members are kept in sync; upgrade the plan and update the key to sync usage."
+)
 #: Active members per day offset (days ago); 4 and 2 days ago stay below the default of 5.
 ACTIVE_BY_DAY = {1: 6, 2: 4, 3: 5, 5: 2}
 NAMES = [f"Person Number{i}" for i in range(8)]
@@ -48,10 +57,19 @@ EMAILS = [f"person{i}@corp.example" for i in range(8)]
 
 
 class Seeded:
-    def __init__(self, client: httpx.AsyncClient, truth: Truth, ids: dict[str, uuid.UUID]):
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        truth: Truth,
+        ids: dict[str, uuid.UUID],
+        broker: KafkaBroker,
+        settings: MetricsSettings,
+    ):
         self.client = client
         self.truth = truth
         self.ids = ids
+        self.broker = broker
+        self.settings = settings
 
 
 def _records(org_id: str, integration_id: uuid.UUID, fetched_at: datetime) -> list[Any]:
@@ -119,7 +137,7 @@ async def seeded(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterat
                 )
 
             await wait_until(done, what="seed data stored")
-            yield Seeded(client, truth, ids)
+            yield Seeded(client, truth, ids, broker, settings)
     finally:
         admin = await asyncpg.connect(database_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -241,6 +259,7 @@ async def test_admin_sees_everything_unsuppressed(seeded: Seeded) -> None:
         "days_with_data": 4,
         "days_in_range": 7,
         "state": "pending",
+        "reason": None,
     }
 
 
@@ -361,6 +380,65 @@ async def test_policy_lets_members_see_spend_with_the_chosen_threshold(seeded: S
     assert entry["spend"]["total_cents"] == 0
     assert all(p["suppressed"] for p in entry["dau"])
     assert entry["models"] == []
+
+
+async def _apply(seeded: Seeded, topic: str, group: str, events: list[Any]) -> None:
+    """Publish ``events`` on ``topic`` and wait until its consumer ``group`` applied them all."""
+    settings = seeded.settings
+    await publish(seeded.broker, settings.topic(topic), events)
+
+    async def applied() -> bool:
+        return await fully_committed(
+            settings.kafka_bootstrap_servers, settings.group(group), settings.topic(topic)
+        )
+
+    await wait_until(applied, what=f"{topic} applied")
+
+
+async def _freshness(seeded: Seeded, viewer: str) -> Any:
+    """The REASON_ORG's Cursor freshness, from a body that validates against the OpenAPI document."""
+    check = documented_body_checker((await seeded.client.get("/openapi.json")).json())
+    response = await seeded.client.get(
+        f"/v1/orgs/{REASON_ORG}/ai-analytics/summary", headers=auth(REASON_ORG, viewer)
+    )
+    assert response.status_code == 200
+    (entry,) = check("summary", "get", response)["providers"]
+    return entry["freshness"]
+
+
+async def test_freshness_carries_the_error_reason_until_a_later_status_clears_it(
+    seeded: Seeded,
+) -> None:
+    integration = new_id()
+    await _apply(
+        seeded,
+        topics.INTEGRATIONS,
+        seeded.settings.integrations_group,
+        [connected(REASON_ORG, integration, sequence=1)],
+    )
+    through = today() - timedelta(days=2)
+    error = sync_status(
+        REASON_ORG,
+        integration,
+        "error",
+        reason_code="insufficient_plan",
+        message=TEAM_PLAN_MESSAGE,
+        data_through=through,
+        sequence=1,
+    )
+    await _apply(seeded, topics.SYNC_STATUS, seeded.settings.sync_status_group, [error])
+    for viewer in ("admin", "member"):  # no member data in it: members see it too
+        freshness = await _freshness(seeded, viewer)
+        assert freshness["state"] == "error"
+        assert freshness["data_through"] == through.isoformat()
+        assert freshness["reason"] == {"code": "insufficient_plan", "message": TEAM_PLAN_MESSAGE}
+
+    idle = sync_status(REASON_ORG, integration, "idle", data_through=today(), sequence=2)
+    await _apply(seeded, topics.SYNC_STATUS, seeded.settings.sync_status_group, [idle])
+    freshness = await _freshness(seeded, "admin")
+    assert freshness["state"] == "idle"
+    assert freshness["data_through"] == today().isoformat()
+    assert freshness["reason"] is None
 
 
 async def test_members_endpoint_for_admins(seeded: Seeded) -> None:

@@ -29,12 +29,26 @@ export interface Spend {
   cycle: { start: string; total_cents: number | null; suppressed?: boolean } | null;
   seats?: Seats;
 }
+export type ReasonCode =
+  | "invalid_api_key"
+  | "insufficient_plan"
+  | "insufficient_permissions"
+  | "metrics_disabled"
+  | "rate_limited"
+  | "provider_unavailable"
+  | "provider_error"
+  | "internal_error";
+export interface Reason {
+  code: ReasonCode;
+  message: string | null;
+}
 export interface Freshness {
   data_through: string | null;
   last_synced_at: string | null;
   days_with_data: number;
   days_in_range: number;
   state: SyncState;
+  reason: Reason | null;
 }
 export interface ProviderSummary {
   provider: Provider;

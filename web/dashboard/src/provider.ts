@@ -1,5 +1,5 @@
 // One provider's column: freshness, headline figures, daily charts, model mix, spend and seats.
-import type { Freshness, Point, ProviderSummary, SyncState } from "./api";
+import type { Freshness, Point, ProviderSummary, Reason, ReasonCode, SyncState } from "./api";
 import { drawChart, type Series } from "./charts";
 import { el } from "./dom";
 import { count, dollars, percent, PROVIDER_NAMES } from "./format";
@@ -10,9 +10,30 @@ const STATE_HINTS: Record<SyncState, string> = {
   pending: "Waiting for the first sync: figures appear once the 30-day backfill has run.",
   syncing: "Syncing now: the latest days may still change.",
   idle: "Up to date.",
-  error:
-    "The last sync failed. An admin finds the reason and what to do (for example a rotated key to replace) in the integration's status.",
+  error: "The last sync failed.",
 };
+
+/** What to do about each reason a sync fails with. */
+const REASON_ADVICE: Record<ReasonCode, string> = {
+  insufficient_plan: "Upgrade the Cursor plan to Business or Enterprise, then update the key through the connector.",
+  metrics_disabled: 'An organisation owner enables the "Copilot usage metrics" policy in GitHub; the next sync picks it up.',
+  invalid_api_key: "Create a new API key (Cursor) or token (GitHub) and update it through the connector.",
+  insufficient_permissions:
+    "Give the key or token the permissions the provider requires (see the connector's guide), then update it through the connector.",
+  rate_limited: "Nothing to do: the sync is retried automatically.",
+  provider_unavailable: "Nothing to do: the sync is retried automatically.",
+  provider_error: "Nothing to do: the sync is retried automatically; if it keeps failing, check the provider's status.",
+  internal_error: "Nothing to do: the sync is retried automatically; if it keeps failing, tell the operators.",
+};
+
+function reasonBlock(reason: Reason): HTMLElement {
+  return el(
+    "div",
+    { class: "reason", "data-reason": reason.code },
+    el("p", {}, el("code", {}, reason.code), reason.message ? ` · ${reason.message}` : ""),
+    el("p", { class: "advice", "data-advice": reason.code }, `What to do: ${REASON_ADVICE[reason.code]}`),
+  );
+}
 
 /** The newest day with a visible value, no later than the last complete day. */
 export function latestDau(summary: ProviderSummary): number | null {
@@ -37,6 +58,7 @@ function freshnessBlock(freshness: Freshness): HTMLElement {
     { class: `freshness state-${freshness.state}`, "data-sync-state": freshness.state },
     el("p", {}, el("strong", {}, `Sync: ${freshness.state}`), ` · data through ${freshness.data_through ?? "—"} · last synced ${synced} · ${freshness.days_with_data} of ${freshness.days_in_range} days with data`),
     el("p", { class: "hint" }, STATE_HINTS[freshness.state]),
+    freshness.reason ? reasonBlock(freshness.reason) : null,
   );
 }
 

@@ -24,13 +24,14 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final, Literal
 from uuid import UUID
 
-from koalr_contracts import Provider, SyncState
+from koalr_contracts import ErrorCode, Provider, SyncState
 from koalr_metrics.schemas import (
     CycleOut,
     DauPoint,
     MembersOut,
     PolicyOut,
     ProviderSummaryOut,
+    ReasonOut,
     RequestsPoint,
     Role,
     SpendOut,
@@ -124,6 +125,16 @@ class ProviderData:
     seat_cost: SeatCost = NO_SEAT_COST
     seat_counts: SeatCounts | None = None
     """The seats block; None without a seats snapshot."""
+    reason: StatusReason | None = None
+    """The last sync status's reason; None when it gave none."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReason:
+    """The reason code and message of the integration's last sync status."""
+
+    code: ErrorCode
+    message: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +221,7 @@ def provider_summary(
             "days_with_data": days_with_data,
             "days_in_range": len(days),
             "state": data.state or "pending",
+            "reason": _reason(data),
         },
         "dau": dau,
         "requests": requests,
@@ -239,6 +251,14 @@ def provider_summary(
             }
         entry["spend"] = spend
     return entry
+
+
+def _reason(data: ProviderData) -> ReasonOut | None:
+    """Why the integration is in error; None in any other state (a reason a later status did not
+    clear says nothing about a sync that is not failing)."""
+    if data.state != "error" or data.reason is None:
+        return None
+    return {"code": data.reason.code, "message": data.reason.message}
 
 
 def _cycle(data: ProviderData, end: date, *, is_admin: bool, threshold: int) -> CycleOut | None:

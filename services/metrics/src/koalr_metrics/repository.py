@@ -24,6 +24,7 @@ from koalr_metrics.analytics import (
     ModelTotal,
     Policy,
     ProviderData,
+    StatusReason,
 )
 from koalr_metrics.ingest import (
     DaySpendRow,
@@ -303,13 +304,14 @@ _PURGED_TABLES: Final = (
 
 _SYNC_STATUS: Final = """
 INSERT INTO sync_status AS s (
-    integration_id, state, reason_code, data_through, last_success_at, status_seq)
-SELECT $1, $2, $3, $4, $5, $6
+    integration_id, state, reason_code, message, data_through, last_success_at, status_seq)
+SELECT $1, $2, $3, $4, $5, $6, $7
 WHERE NOT EXISTS (
     SELECT 1 FROM integrations i WHERE i.integration_id = $1 AND i.status = 'purged')
 ON CONFLICT (integration_id) DO UPDATE SET
     state = EXCLUDED.state,
     reason_code = EXCLUDED.reason_code,
+    message = EXCLUDED.message,
     data_through = coalesce(EXCLUDED.data_through, s.data_through),
     last_success_at = coalesce(EXCLUDED.last_success_at, s.last_success_at),
     status_seq = EXCLUDED.status_seq
@@ -324,7 +326,8 @@ RETURNING state
 # comes back with each row. Day spend is read from $7 (the earlier of the range's start and the
 # Copilot cycle's start) by its primary key.
 _PROVIDERS: Final = """
-SELECT i.integration_id, i.provider, s.state, s.data_through, s.last_success_at,
+SELECT i.integration_id, i.provider, s.state, s.reason_code, s.message, s.data_through,
+       s.last_success_at,
        c.cycle_start, c.total_cents AS cycle_total_cents, c.spenders AS cycle_spenders,
        o.members_can_see_spend, o.min_group_size,
        r.days, r.member_days, r.active_users, r.requests, r.charged_cents,
@@ -604,6 +607,7 @@ class MetricsRepository:
                     event.integration_id,
                     event.state,
                     event.reason_code,
+                    event.message,
                     event.data_through,
                     event.last_success_at,
                     event.sequence,
@@ -725,6 +729,9 @@ def _provider_data(row: asyncpg.Record) -> ProviderData:
         integration_id=row["integration_id"],
         provider=row["provider"],
         state=row["state"],
+        reason=None
+        if row["reason_code"] is None
+        else StatusReason(row["reason_code"], row["message"]),
         data_through=row["data_through"],
         last_success_at=last_success_at,
         cycle_start=row["cycle_start"],

@@ -22,7 +22,7 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, WithJsonSchema
 from typing_extensions import TypedDict
 
-from koalr_contracts import Provider, SyncState
+from koalr_contracts import ErrorCode, Provider, SyncState
 
 Cents = Annotated[
     Decimal,
@@ -90,6 +90,16 @@ class RangeOut(TypedDict):
     end: dt.date
 
 
+class ReasonOut(TypedDict):
+    """Why the integration's last sync failed, as the syncer reported it."""
+
+    code: Annotated[ErrorCode, Field(description="The sync's reason code.")]
+    message: Annotated[
+        str | None,
+        Field(description="The syncer's sentence for the code (no member data); null if none."),
+    ]
+
+
 class FreshnessOut(TypedDict):
     """How complete and recent the provider's data is."""
 
@@ -100,6 +110,10 @@ class FreshnessOut(TypedDict):
     ]
     days_in_range: Annotated[int, Field(ge=1)]
     state: SyncState
+    reason: Annotated[
+        ReasonOut | None,
+        Field(description="Why the sync is in error; null in any other state or without one."),
+    ]
 
 
 class DauPoint(TypedDict):
