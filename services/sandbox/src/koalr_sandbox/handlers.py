@@ -281,11 +281,24 @@ async def rotate_key(request: Request, team_id: str) -> Response:
     return render({"team_id": team.team_id, "api_key": team.api_key})
 
 
-def _truth_day(text: str, name: str) -> int:
+def admin_day(text: str, name: str) -> int:
+    """A ``YYYY-MM-DD`` parameter of an admin route, as an epoch day; 400 naming it otherwise."""
     try:
         return parse_iso_day(text)
     except ValueError:
         raise bad_request(f"{name} must be a date as YYYY-MM-DD") from None
+
+
+def truth_range(start: str | None, end: str | None, today: int) -> tuple[int, int]:
+    """The epoch days a truth route covers: ``end`` (default today) and ``start`` (default 29
+    days before it), ordered and at most ``MAX_TRUTH_DAYS`` long."""
+    last = today if end is None else admin_day(end, "end")
+    first = last - 29 if start is None else admin_day(start, "start")
+    if first > last:
+        raise bad_request("start must not be after end")
+    if last - first >= MAX_TRUTH_DAYS:
+        raise bad_request(f"The range can cover at most {MAX_TRUTH_DAYS} days")
+    return first, last
 
 
 @sandbox_router.get("/teams/{team_id}/truth")
@@ -297,12 +310,7 @@ async def truth(
 ) -> Response:
     team = _team(request, team_id)
     view = View(team, registry_of(request).clock.now())
-    last = view.today if end is None else _truth_day(end, "end")
-    first = last - 29 if start is None else _truth_day(start, "start")
-    if first > last:
-        raise bad_request("start must not be after end")
-    if last - first >= MAX_TRUTH_DAYS:
-        raise bad_request(f"The range can cover at most {MAX_TRUTH_DAYS} days")
+    first, last = truth_range(start, end, view.today)
     return render(ground_truth(view, first, last))
 
 

@@ -44,11 +44,10 @@ from koalr_sandbox.github.service import (
     sign,
 )
 from koalr_sandbox.github.truth import github_truth
-from koalr_sandbox.handlers import delay_and_log, render
+from koalr_sandbox.handlers import admin_day, delay_and_log, render, truth_range
 from koalr_sandbox.teams import request_log_body
 from koalr_sandbox.units import iso_day, iso_instant, parse_iso_day
 
-MAX_TRUTH_DAYS: Final[int] = 400
 MAX_LATE_ROWS: Final[int] = 5000
 SECONDARY_WINDOW_S: Final[float] = 60.0
 
@@ -322,13 +321,6 @@ async def get_report_file(
 # /_sandbox/github
 
 
-def _admin_day(text: str, name: str) -> int:
-    try:
-        return parse_iso_day(text)
-    except ValueError:
-        raise bad_request(f"{name} must be a date as YYYY-MM-DD") from None
-
-
 sandbox_github_router = APIRouter(prefix="/_sandbox/github", tags=["Sandbox administration"])
 
 
@@ -428,7 +420,7 @@ async def add_late_rows(
 ) -> Response:
     """Give ``count`` more seated users a row on ``day``, as GitHub restating a day would."""
     target = _org(request, org)
-    added_day = _admin_day(day, "day")
+    added_day = admin_day(day, "day")
     model = target.model
     today = day_of_epoch_s(state_of(request).registry.clock.now())
     if not model.history_start <= added_day <= today:
@@ -446,12 +438,7 @@ async def truth(
 ) -> Response:
     target = _org(request, org)
     view = OrgView(target, state_of(request).registry.clock.now())
-    last = view.today if end is None else _admin_day(end, "end")
-    first = last - 29 if start is None else _admin_day(start, "start")
-    if first > last:
-        raise bad_request("start must not be after end")
-    if last - first >= MAX_TRUTH_DAYS:
-        raise bad_request(f"The range can cover at most {MAX_TRUTH_DAYS} days")
+    first, last = truth_range(start, end, view.today)
     return render(github_truth(view, first, last))
 
 
