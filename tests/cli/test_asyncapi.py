@@ -70,5 +70,10 @@ def test_every_topic_with_its_publishers_consumer_groups_and_events() -> None:
             "receive": set(),
             "events": {"DeadLetter"},
         },
+        topics.ALERTS: {
+            "send": {"metrics"},
+            "receive": set(),
+            "events": {"Alert"},
+        },
     }
     assert set(found) == set(topics.ALL_TOPICS)

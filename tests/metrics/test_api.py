@@ -322,7 +322,12 @@ async def test_policy_lets_members_see_spend_with_the_chosen_threshold(seeded: S
     status, body = await _get(seeded.client, path, admin)
     assert (status, body) == (
         200,
-        {"org_id": POLICY_ORG, "members_can_see_spend": False, "min_group_size": 5},
+        {
+            "org_id": POLICY_ORG,
+            "members_can_see_spend": False,
+            "min_group_size": 5,
+            "cursor_seat_price_cents": 4000,
+        },
     )
     for bad in (
         {"min_group_size": 0},
@@ -330,6 +335,8 @@ async def test_policy_lets_members_see_spend_with_the_chosen_threshold(seeded: S
         {"min_group_size": "5"},
         {"members_can_see_spend": "yes"},
         {"members_can_see_spend": True, "extra": 1},
+        {"cursor_seat_price_cents": -1},
+        {"cursor_seat_price_cents": "4000"},
     ):
         response = await seeded.client.put(path, headers=admin, json=bad)
         assert (response.status_code, response.json()["error"]["code"]) == (
@@ -344,6 +351,7 @@ async def test_policy_lets_members_see_spend_with_the_chosen_threshold(seeded: S
         "org_id": POLICY_ORG,
         "members_can_see_spend": True,
         "min_group_size": 4,
+        "cursor_seat_price_cents": 4000,
     }
 
     summary = f"/v1/orgs/{POLICY_ORG}/ai-analytics/summary"

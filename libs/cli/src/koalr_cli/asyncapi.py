@@ -24,7 +24,7 @@ import yaml
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from koalr_contracts import DeadLetter, SyncJobRequested, SyncStatusChanged, topics
+from koalr_contracts import Alert, DeadLetter, SyncJobRequested, SyncStatusChanged, topics
 from koalr_contracts.decoding import IntegrationEvent, UsageEvent
 
 TITLE: Final = "Koalr event topics"
@@ -78,6 +78,14 @@ TOPICS: Final = (
         "Messages a consumer could not process, with their origin and the reason; for operators "
         "(`koalr dead-letters`).",
         ("connector", "syncer", "metrics"),
+        (),
+    ),
+    Topic(
+        topics.ALERTS,
+        Alert,
+        "Spend anomalies and newly idle seats, each once per `alert_key` (at least once on the "
+        "wire: dedupe on the key); for the platform's notifications.",
+        ("metrics",),
         (),
     ),
 )

@@ -8,6 +8,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from koalr_contracts import topics
 from koalr_contracts.events import (
+    Alert,
     CycleSpendSnapshot,
     DaySpend,
     DeadLetter,
@@ -38,6 +39,7 @@ AnyEvent: TypeAlias = (
     | DaySpend
     | SyncStatusChanged
     | DeadLetter
+    | Alert
 )
 
 _ADAPTERS: Final[dict[str, TypeAdapter[Any]]] = {
@@ -46,6 +48,7 @@ _ADAPTERS: Final[dict[str, TypeAdapter[Any]]] = {
     topics.USAGE_RECORDS: TypeAdapter(UsageEvent),
     topics.SYNC_STATUS: TypeAdapter(SyncStatusChanged),
     topics.DEAD_LETTERS: TypeAdapter(DeadLetter),
+    topics.ALERTS: TypeAdapter(Alert),
 }
 
 

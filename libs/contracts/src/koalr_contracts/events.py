@@ -18,6 +18,7 @@ Rules, so that a reader can rely on them without reading every model:
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal, Self
@@ -466,6 +467,66 @@ class DeadLetter(ContractModel):
         return self.key.encode() if self.key is not None else None
 
 
+# --- koalr.alerts.v1 --------------------------------------------------------------------------
+
+AlertKind = Literal["spend_anomaly", "idle_seat"]
+"""What an alert is about: a day whose spend left its robust baseline, or a seat gone idle."""
+
+ALERT_SCHEMA_VERSION = 1
+"""Schema version of :class:`Alert` (a new event, versioned on its own topic)."""
+
+
+def alert_key(kind: AlertKind, org_id: str, integration_id: UUID, subject: str) -> str:
+    """The idempotency key of an alert: SHA-256 (hex) of its kind, org, integration and subject
+    (the day of a spend anomaly; the member key and idle-since day of an idle seat). The same
+    finding always gets the same key, so a consumer dedupes a redelivered alert by it."""
+    text = "\x1f".join((kind, org_id, str(integration_id), subject))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class SpendAnomalyDetails(ContractModel):
+    """A day whose spend exceeds median + k·MAD of the 28 days before it (and the median by at
+    least the configured minimum)."""
+
+    kind: Literal["spend_anomaly"] = "spend_anomaly"
+    spend_cents: Cents
+    baseline_median_cents: Cents
+    baseline_mad_cents: Cents
+    threshold_cents: Cents
+
+
+class IdleSeatDetails(ContractModel):
+    """A paid seat (Copilot) or member (Cursor) with no activity in the last 30 days."""
+
+    kind: Literal["idle_seat"] = "idle_seat"
+    member: MemberRef
+    last_active: date | None = Field(
+        default=None, description="Last day with activity; null when never used."
+    )
+    monthly_cents: Cents = Field(description="What the seat costs per month.")
+
+
+class Alert(Event):
+    """A finding the platform may notify about, published once per ``alert_key`` (at least once
+    on the wire: consumers dedupe on the key). ``day`` is the anomalous day, or the first day a
+    seat counted as idle."""
+
+    event_type: Literal["Alert"] = "Alert"
+    schema_version: int = Field(default=ALERT_SCHEMA_VERSION, ge=1)
+    alert_key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    kind: AlertKind
+    provider: Provider
+    day: date
+    details: Annotated[SpendAnomalyDetails | IdleSeatDetails, Field(discriminator="kind")]
+
+    @model_validator(mode="after")
+    def _details_match_kind(self) -> Self:
+        if self.details.kind != self.kind:
+            msg = f"an alert of kind {self.kind!r} carries details of kind {self.details.kind!r}"
+            raise ValueError(msg)
+        return self
+
+
 EVENT_TYPES: tuple[type[ContractModel], ...] = (
     IntegrationConnected,
     IntegrationCredentialsRotated,
@@ -477,4 +538,5 @@ EVENT_TYPES: tuple[type[ContractModel], ...] = (
     DaySpend,
     SyncStatusChanged,
     DeadLetter,
+    Alert,
 )

@@ -21,4 +21,7 @@ SYNC_STATUS: Final = "koalr.sync-status.v1"
 DEAD_LETTERS: Final = "koalr.dead-letters.v1"
 """DeadLetter: any message a consumer could not process, with its origin and the reason."""
 
-ALL_TOPICS: Final = (INTEGRATIONS, SYNC_JOBS, USAGE_RECORDS, SYNC_STATUS, DEAD_LETTERS)
+ALERTS: Final = "koalr.alerts.v1"
+"""Alert (metrics): spend anomalies and newly idle seats, once per ``alert_key``."""
+
+ALL_TOPICS: Final = (INTEGRATIONS, SYNC_JOBS, USAGE_RECORDS, SYNC_STATUS, DEAD_LETTERS, ALERTS)

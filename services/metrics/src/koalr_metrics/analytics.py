@@ -41,6 +41,8 @@ from koalr_metrics.schemas import (
 from koalr_metrics.seats import NO_SEAT_COST, BilledSeat, SeatCost, SeatCounts
 
 DEFAULT_MIN_GROUP_SIZE: Final = 5
+DEFAULT_CURSOR_SEAT_PRICE_CENTS: Final = 4000
+"""Cursor Teams list price per seat and month ($40), until an admin sets the org's own."""
 SHARE_QUANTUM: Final = Decimal("0.0001")
 CURRENCY: Final[Literal["USD"]] = "USD"
 ZERO_CENTS: Final = Decimal(0)
@@ -52,6 +54,7 @@ class Policy:
 
     members_can_see_spend: bool = False
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE
+    cursor_seat_price_cents: int = DEFAULT_CURSOR_SEAT_PRICE_CENTS
 
 
 DEFAULT_POLICY: Final = Policy()
@@ -334,4 +337,5 @@ def policy_document(org_id: str, policy: Policy) -> PolicyOut:
         "org_id": org_id,
         "members_can_see_spend": policy.members_can_see_spend,
         "min_group_size": policy.min_group_size,
+        "cursor_seat_price_cents": policy.cursor_seat_price_cents,
     }

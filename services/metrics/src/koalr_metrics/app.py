@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,10 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 
 from koalr_contracts import topics
+from koalr_metrics.alerts import AlertsPublisher, kafka_publisher
 from koalr_metrics.decoder import create_decoder
 from koalr_metrics.handlers import BEARER_SCHEME, register_subscribers, router
-from koalr_metrics.repository import MetricsRepository
-from koalr_metrics.service import AnalyticsService, IngestService
+from koalr_metrics.insights import AnomalyRule
+from koalr_metrics.repository import InsightsRepository, MetricsRepository
+from koalr_metrics.service import AnalyticsService, IngestService, InsightsService
 from koalr_metrics.settings import MetricsSettings
 from koalr_runtime.auth import JwtAuthenticator
 from koalr_runtime.db import create_pool
@@ -85,16 +89,37 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             app.state.repository = repository
             app.state.ingest = services.ingest
             app.state.analytics = AnalyticsService(repository)
+            insights_repository = InsightsRepository(pool)
+            app.state.insights = InsightsService(
+                repository,
+                insights_repository,
+                AnomalyRule(settings.anomaly_mad_k, settings.anomaly_min_delta_cents),
+            )
+            app.state.alerts = AlertsPublisher(
+                app.state.insights,
+                insights_repository,
+                kafka_publisher(broker, settings.topic(topics.ALERTS)),
+                lookback_days=settings.alerts_lookback_days,
+            )
             await ensure_topics(
                 settings.kafka_bootstrap_servers,
-                [settings.topic(t) for t in (*CONSUMED_TOPICS, topics.DEAD_LETTERS)],
+                [settings.topic(t) for t in (*CONSUMED_TOPICS, topics.DEAD_LETTERS, topics.ALERTS)],
                 partitions=settings.topic_partitions,
             )
             await broker.start()
+            alerts_task = (
+                asyncio.create_task(app.state.alerts.run_forever(settings.alerts_interval_s))
+                if settings.alerts_interval_s > 0
+                else None
+            )
             log.info("metrics.started", schema=settings.db_schema)
             try:
                 yield
             finally:
+                if alerts_task is not None:
+                    alerts_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await alerts_task
                 await usage_consumer.close()
                 await broker.stop()
         finally:

@@ -17,11 +17,19 @@ from faststream.kafka.message import KafkaMessage as KafkaMessageType
 from koalr_contracts import DeadLetter, Provider, topics
 from koalr_metrics.analytics import Policy
 from koalr_metrics.jsonio import ExactJSONResponse
-from koalr_metrics.schemas import ErrorOut, MembersOut, PolicyIn, PolicyOut, SummaryOut
+from koalr_metrics.schemas import (
+    ErrorOut,
+    InsightsOut,
+    MembersOut,
+    PolicyIn,
+    PolicyOut,
+    SummaryOut,
+)
 from koalr_metrics.service import (
     STORE_FAILURES,
     AnalyticsService,
     IngestService,
+    InsightsService,
     StoreUnavailable,
     SubmittedUsage,
 )
@@ -370,7 +378,13 @@ async def analytics_service(request: Request) -> AnalyticsService:
     return service
 
 
+async def insights_service(request: Request) -> InsightsService:
+    service: InsightsService = request.app.state.insights
+    return service
+
+
 AnalyticsDep = Annotated[AnalyticsService, Depends(analytics_service)]
+InsightsDep = Annotated[InsightsService, Depends(insights_service)]
 OrgAdminDep = Annotated[Principal, Depends(org_admin)]
 Days = Annotated[int, Query(ge=1, le=90, description="Days up to today (UTC), 1 to 90.")]
 ProviderFilter = Annotated[Provider | None, Query(description="Only this provider.")]
@@ -443,6 +457,24 @@ async def get_members(
 
 
 @router.get(
+    "/insights",
+    response_model=InsightsOut,
+    responses=_ADMIN_ERRORS,
+    summary="Cost per active user, idle seats, seat activation and spend anomalies (admins only)",
+)
+async def get_insights(
+    org_id: str,
+    principal: PrincipalDep,
+    insights: InsightsDep,
+    days: Days = 30,
+    provider: ProviderFilter = None,
+) -> Response:
+    return ExactJSONResponse(
+        await insights.insights(principal, org_id, days=days, provider=provider)
+    )
+
+
+@router.get(
     "/settings",
     response_model=PolicyOut,
     responses=_ADMIN_ERRORS,
@@ -461,5 +493,5 @@ async def get_settings(org_id: str, principal: OrgAdminDep, analytics: Analytics
 async def put_settings(
     org_id: str, body: PolicyIn, principal: OrgAdminDep, analytics: AnalyticsDep
 ) -> Response:
-    policy = Policy(body.members_can_see_spend, body.min_group_size)
+    policy = Policy(body.members_can_see_spend, body.min_group_size, body.cursor_seat_price_cents)
     return ExactJSONResponse(await analytics.set_policy(principal, org_id, policy))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, TypeAlias
@@ -12,8 +13,10 @@ from uuid import UUID
 import asyncpg
 
 from koalr_contracts import (
+    Alert,
     IntegrationConnected,
     IntegrationDisconnected,
+    Provider,
     SyncStatusChanged,
 )
 from koalr_metrics.analytics import (
@@ -33,7 +36,8 @@ from koalr_metrics.ingest import (
     SnapshotRows,
     UsageCopy,
 )
-from koalr_metrics.seats import NO_SEAT_COST, BilledSeat, SeatCost, SeatCounts
+from koalr_metrics.insights import SeatHolder
+from koalr_metrics.seats import ACTIVE_WINDOW, NO_SEAT_COST, BilledSeat, SeatCost, SeatCounts
 
 Connection: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
@@ -619,32 +623,41 @@ class MetricsRepository:
 
     async def org_policy(self, org_id: str) -> Policy:
         row = await self._pool.fetchrow(
-            "SELECT members_can_see_spend, min_group_size FROM org_settings WHERE org_id = $1",
+            "SELECT members_can_see_spend, min_group_size, cursor_seat_price_cents "
+            "FROM org_settings WHERE org_id = $1",
             org_id,
         )
         if row is None:
             return DEFAULT_POLICY
-        return Policy(row["members_can_see_spend"], row["min_group_size"])
+        return Policy(
+            row["members_can_see_spend"], row["min_group_size"], row["cursor_seat_price_cents"]
+        )
 
     async def save_org_policy(self, org_id: str, policy: Policy, updated_by: str) -> Policy:
         row = await self._pool.fetchrow(
             """
-            INSERT INTO org_settings (org_id, members_can_see_spend, min_group_size, updated_by)
-            VALUES ($1, $2, $3, $4)
+            INSERT INTO org_settings (
+                org_id, members_can_see_spend, min_group_size, cursor_seat_price_cents,
+                updated_by)
+            VALUES ($1, $2, $3, $5, $4)
             ON CONFLICT (org_id) DO UPDATE SET
                 members_can_see_spend = EXCLUDED.members_can_see_spend,
                 min_group_size = EXCLUDED.min_group_size,
+                cursor_seat_price_cents = EXCLUDED.cursor_seat_price_cents,
                 updated_by = EXCLUDED.updated_by,
                 updated_at = now()
-            RETURNING members_can_see_spend, min_group_size
+            RETURNING members_can_see_spend, min_group_size, cursor_seat_price_cents
             """,
             org_id,
             policy.members_can_see_spend,
             policy.min_group_size,
             updated_by,
+            policy.cursor_seat_price_cents,
         )
         assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
-        return Policy(row["members_can_see_spend"], row["min_group_size"])
+        return Policy(
+            row["members_can_see_spend"], row["min_group_size"], row["cursor_seat_price_cents"]
+        )
 
     async def provider_data(
         self, org_id: str, provider: str | None, day_range: DayRange, *, is_admin: bool
@@ -745,3 +758,215 @@ def _provider_data(row: asyncpg.Record) -> ProviderData:
         else SeatCost(cost_from, row["cost_monthly_cents"]),
         seat_counts=seat_counts,
     )
+
+
+# --- insights and alerts ----------------------------------------------------------------------
+
+# Per connected integration of the org: distinct members active in the range ($3..$4), the
+# first day with usage or day spend, and the last data_through.
+_INSIGHTS_INTEGRATIONS: Final = """
+SELECT i.integration_id, i.provider, s.data_through,
+       (SELECT count(DISTINCT m.member_key) FROM member_days m
+        WHERE m.integration_id = i.integration_id AND m.day BETWEEN $3 AND $4
+          AND m.is_active)::int AS active_members,
+       least((SELECT min(d.day) FROM daily_rollups d WHERE d.integration_id = i.integration_id),
+             (SELECT min(d.day) FROM day_spend d WHERE d.integration_id = i.integration_id))
+           AS first_data_day
+FROM integrations i
+LEFT JOIN sync_status s ON s.integration_id = i.integration_id
+WHERE i.org_id = $1 AND i.status = 'connected' AND ($2::text IS NULL OR i.provider = $2)
+"""
+
+# Copilot seats of the newest snapshot with the first active day on or after the seat's day.
+_INSIGHTS_SEATS: Final = """
+WITH ints AS (
+    SELECT integration_id FROM integrations
+    WHERE org_id = $1 AND status = 'connected' AND provider = 'github_copilot'
+      AND ($2::text IS NULL OR provider = $2)
+), first_use AS (
+    SELECT m.integration_id, m.member_key, min(m.day) AS first_active
+    FROM member_days m
+    JOIN seats s USING (integration_id, member_key)
+    JOIN ints USING (integration_id)
+    WHERE m.is_active AND m.day >= s.created_day
+    GROUP BY m.integration_id, m.member_key
+)
+SELECT s.integration_id, s.member_key, s.login, s.email, s.name, s.price_cents, s.created_day,
+       s.last_activity_at, ss.fetched_at, f.first_active
+FROM seats s
+JOIN ints USING (integration_id)
+JOIN seat_snapshots ss USING (integration_id)
+LEFT JOIN first_use f USING (integration_id, member_key)
+"""
+
+# Cursor members: every member with a row (active or not) or a line in the newest spend
+# snapshot, with their first day, first and last active days, and whether they have a row and
+# an active day in the 30 days ending at the integration's data_through ($3 when none).
+_INSIGHTS_CURSOR_MEMBERS: Final = """
+WITH ints AS (
+    SELECT i.integration_id, coalesce(st.data_through, $3) AS as_of
+    FROM integrations i LEFT JOIN sync_status st USING (integration_id)
+    WHERE i.org_id = $1 AND i.status = 'connected' AND i.provider = 'cursor'
+      AND ($2::text IS NULL OR i.provider = $2)
+), days AS (
+    SELECT m.integration_id, m.member_key,
+           (array_agg(m.email ORDER BY m.day DESC))[1] AS email,
+           (array_agg(m.name ORDER BY m.day DESC))[1] AS name,
+           min(m.day) AS first_seen,
+           min(m.day) FILTER (WHERE m.is_active) AS first_active,
+           max(m.day) FILTER (WHERE m.is_active) AS last_active,
+           bool_or(m.day BETWEEN ints.as_of - 29 AND ints.as_of) AS in_window,
+           bool_or(m.is_active AND m.day BETWEEN ints.as_of - 29 AND ints.as_of)
+               AS active_in_window
+    FROM member_days m JOIN ints USING (integration_id)
+    WHERE m.day <= ints.as_of
+    GROUP BY m.integration_id, m.member_key
+), snapshot AS (
+    SELECT c.integration_id, c.member_key, c.email, c.name
+    FROM cycle_snapshot_members c JOIN ints USING (integration_id)
+)
+SELECT integration_id, member_key, coalesce(d.email, sn.email) AS email,
+       coalesce(d.name, sn.name) AS name, d.first_seen, d.first_active, d.last_active,
+       coalesce(d.in_window, false) OR sn.member_key IS NOT NULL AS known,
+       coalesce(d.active_in_window, false) AS active_in_window
+FROM days d FULL JOIN snapshot sn USING (integration_id, member_key)
+"""
+
+_UNPUBLISHED_ALERTS: Final = """
+SELECT alert_key, event::text AS event FROM alerts WHERE published_at IS NULL
+ORDER BY created_at, alert_key LIMIT $1
+"""
+
+ALERTS_LOCK_KEY: Final = zlib.crc32(b"koalr-metrics:alerts")
+"""Advisory lock held by the replica evaluating and publishing alerts (one at a time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InsightsRows:
+    """What the insights read beside the summary's provider data, per integration."""
+
+    integrations: dict[UUID, tuple[Provider, date | None, int, date | None]]
+    """integration -> (provider, data_through, active members in range, first data day)."""
+    holders: dict[UUID, list[SeatHolder]]
+    cursor_seat_price_cents: int
+
+
+class InsightsRepository:
+    """Reads of the insights and the alerts outbox (insert-if-new, publish, mark published)."""
+
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self._pool = pool
+
+    async def insights_rows(
+        self, org_id: str, provider: str | None, day_range: DayRange
+    ) -> InsightsRows:
+        """Active members, first data days, Copilot seats and Cursor members of the org's
+        connected integrations (``day_range.end`` stands for ``data_through`` when a Cursor
+        integration has none yet)."""
+        async with self._pool.acquire() as conn:
+            ints = await conn.fetch(
+                _INSIGHTS_INTEGRATIONS, org_id, provider, day_range.start, day_range.end
+            )
+            seats = await conn.fetch(_INSIGHTS_SEATS, org_id, provider)
+            cursor = await conn.fetch(_INSIGHTS_CURSOR_MEMBERS, org_id, provider, day_range.end)
+            price = await conn.fetchval(
+                "SELECT cursor_seat_price_cents FROM org_settings WHERE org_id = $1", org_id
+            )
+        cursor_price = DEFAULT_POLICY.cursor_seat_price_cents if price is None else int(price)
+        holders: dict[UUID, list[SeatHolder]] = {}
+        for row in seats:
+            last: datetime | None = row["last_activity_at"]
+            fetched_at: datetime = row["fetched_at"]
+            holders.setdefault(row["integration_id"], []).append(
+                SeatHolder(
+                    member_key=row["member_key"],
+                    email=row["email"],
+                    login=row["login"],
+                    name=row["name"],
+                    seat_since=row["created_day"],
+                    first_active=row["first_active"],
+                    last_active=None if last is None else last.date(),
+                    active_recently=last is not None and last >= fetched_at - ACTIVE_WINDOW,
+                    never_used=last is None,
+                    monthly_cents=row["price_cents"],
+                )
+            )
+        for row in cursor:
+            if not row["known"]:
+                continue  # gone from the team: no row in the window, not in the spend snapshot
+            holders.setdefault(row["integration_id"], []).append(
+                SeatHolder(
+                    member_key=row["member_key"],
+                    email=row["email"],
+                    login=None,
+                    name=row["name"],
+                    seat_since=row["first_seen"],
+                    first_active=row["first_active"],
+                    last_active=row["last_active"],
+                    active_recently=row["active_in_window"],
+                    never_used=row["first_active"] is None,
+                    monthly_cents=cursor_price,
+                )
+            )
+        return InsightsRows(
+            {
+                row["integration_id"]: (
+                    row["provider"],
+                    row["data_through"],
+                    row["active_members"],
+                    row["first_data_day"],
+                )
+                for row in ints
+            },
+            holders,
+            cursor_price,
+        )
+
+    async def orgs_with_integrations(self) -> list[str]:
+        rows = await self._pool.fetch(
+            "SELECT DISTINCT org_id FROM integrations WHERE status = 'connected' ORDER BY org_id"
+        )
+        return [row["org_id"] for row in rows]
+
+    async def insert_alerts(self, alerts: Sequence[Alert]) -> int:
+        """Insert the alerts not recorded yet (by ``alert_key``); returns how many were new."""
+        if not alerts:
+            return 0
+        status: str = await self._pool.execute(
+            """
+            INSERT INTO alerts (alert_key, org_id, integration_id, kind, day, event)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::date[],
+                                 $6::jsonb[])
+            ON CONFLICT (alert_key) DO NOTHING
+            """,
+            [a.alert_key for a in alerts],
+            [a.org_id for a in alerts],
+            [a.integration_id for a in alerts],
+            [a.kind for a in alerts],
+            [a.day for a in alerts],
+            [a.model_dump_json() for a in alerts],
+        )
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def unpublished_alerts(self, limit: int = 1000) -> list[tuple[str, str]]:
+        """``(alert_key, encoded event)`` of alerts recorded but not yet acknowledged by Kafka."""
+        rows = await self._pool.fetch(_UNPUBLISHED_ALERTS, limit)
+        return [(row["alert_key"], row["event"]) for row in rows]
+
+    async def mark_published(self, keys: Sequence[str]) -> None:
+        await self._pool.execute(
+            "UPDATE alerts SET published_at = now() "
+            "WHERE alert_key = ANY($1::text[]) AND published_at IS NULL",
+            list(keys),
+        )
+
+    @asynccontextmanager
+    async def alerts_lock(self) -> AsyncIterator[bool]:
+        """Try the alerts advisory lock for the block; yields whether this replica holds it."""
+        async with self._pool.acquire() as conn:
+            held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", ALERTS_LOCK_KEY))
+            try:
+                yield held
+            finally:
+                if held:
+                    await conn.execute("SELECT pg_advisory_unlock($1)", ALERTS_LOCK_KEY)

@@ -70,6 +70,13 @@ class PolicyIn(BaseModel):
         le=100,
         description="Fewest active members a day needs before members see its figures.",
     )
+    cursor_seat_price_cents: StrictInt = Field(
+        default=4000,
+        ge=0,
+        le=1_000_000,
+        description="What a Cursor seat costs the org per month, in cents (idle seats); "
+        "default: the Teams list price, $40.",
+    )
 
 
 # --- responses ---------------------------------------------------------------------------------
@@ -81,6 +88,9 @@ class PolicyOut(TypedDict):
     org_id: str
     members_can_see_spend: bool
     min_group_size: Annotated[int, Field(ge=1, le=100)]
+    cursor_seat_price_cents: Annotated[
+        int, Field(ge=0, le=1_000_000, description="A Cursor seat's monthly price, in cents.")
+    ]
 
 
 class RangeOut(TypedDict):
@@ -221,6 +231,122 @@ class MembersOut(TypedDict):
     """Per-member activity over the range, most requests first (admins only)."""
 
     members: list[MemberOut]
+
+
+class SeatHolderOut(TypedDict):
+    """A Copilot seat (by ``login``) or a Cursor member (by ``email``)."""
+
+    email: str | None
+    login: Annotated[str | None, Field(description="GitHub login (Copilot seats).")]
+    name: str | None
+    last_active: Annotated[
+        dt.date | None,
+        Field(
+            description="Copilot: the day of the seat's last_activity_at; Cursor: the last "
+            "active day we hold. Null: never used."
+        ),
+    ]
+    seat_since: Annotated[
+        dt.date | None,
+        Field(
+            description="Copilot: the seat's created_at day; Cursor: the member's first day in "
+            "our data (Cursor gives no assignment date)."
+        ),
+    ]
+
+
+class IdleSeatsOut(TypedDict):
+    """Paid seats with no activity in the last 30 days, and what they cost per month."""
+
+    count: Count
+    monthly_cents: Annotated[
+        Count,
+        Field(
+            description="Copilot: the seats' list prices; Cursor: count times the org's "
+            "cursor_seat_price_cents."
+        ),
+    ]
+    seats: list[SeatHolderOut]
+
+
+class NeverUsedOut(TypedDict):
+    count: Count
+    seats: list[SeatHolderOut]
+
+
+class ActivationOut(TypedDict):
+    """Days from seat assignment to first use."""
+
+    median_days: Annotated[
+        Decimal | None,
+        WithJsonSchema(
+            {
+                "type": ["number", "null"],
+                "description": "Median days from the seat to its first active day (null: none).",
+            }
+        ),
+    ]
+    activated: Annotated[Count, Field(description="Seats with an observed first use.")]
+    never_used: NeverUsedOut
+    first_use_unobserved: Annotated[
+        Count,
+        Field(
+            description="Seats used, but not on or after their assignment within the data we "
+            "hold (e.g. first used before the history we read)."
+        ),
+    ]
+
+
+class AnomalyOut(TypedDict):
+    """A day whose spend exceeded its robust baseline."""
+
+    date: dt.date
+    spend_cents: Cents
+    baseline_median_cents: Annotated[Cents, Field(description="Median of the 28 days before.")]
+    baseline_mad_cents: Annotated[Cents, Field(description="Their median absolute deviation.")]
+    threshold_cents: Annotated[Cents, Field(description="median + k * MAD.")]
+
+
+class AnomaliesOut(TypedDict):
+    k: Annotated[
+        Decimal,
+        WithJsonSchema({"type": "number", "description": "MADs above the median that alert."}),
+    ]
+    min_delta_cents: Annotated[
+        Cents, Field(description="Least excess over the median that counts as an anomaly.")
+    ]
+    days: list[AnomalyOut]
+
+
+class ProviderInsightsOut(TypedDict):
+    """One provider's insights (admins only)."""
+
+    provider: Provider
+    integration_id: str
+    data_through: Annotated[dt.date | None, Field(description="Last complete UTC day.")]
+    cost_per_active_user: Annotated[
+        Cents | None,
+        Field(
+            description="spend_cents / active_members, rounded half-even to 1e-5 cent; null "
+            "when nobody was active in the range."
+        ),
+    ]
+    spend_cents: Annotated[
+        Cents, Field(description="Spend over the range, as the summary's spend.total_cents.")
+    ]
+    active_members: Annotated[Count, Field(description="Distinct members active in the range.")]
+    idle_seats: IdleSeatsOut
+    seat_activation: ActivationOut
+    spend_anomalies: AnomaliesOut
+
+
+class InsightsOut(TypedDict):
+    """Cost per active user, idle seats, seat activation and spend anomalies per provider."""
+
+    org_id: str
+    range: RangeOut
+    currency: Literal["USD"]
+    providers: list[ProviderInsightsOut]
 
 
 class ErrorDetail(TypedDict):

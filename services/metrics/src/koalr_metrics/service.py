@@ -18,6 +18,7 @@ from koalr_metrics.analytics import (
     DEFAULT_POLICY,
     DayRange,
     Policy,
+    ProviderData,
     members_document,
     policy_document,
     summary_document,
@@ -38,8 +39,14 @@ from koalr_metrics.ingest import (
     decode_usage,
     usage_copy,
 )
-from koalr_metrics.repository import MetricsRepository, StoreOutcome
-from koalr_metrics.schemas import MembersOut, PolicyOut, SummaryOut
+from koalr_metrics.insights import (
+    AnomalyRule,
+    InsightsData,
+    baseline_range,
+    insights_document,
+)
+from koalr_metrics.repository import InsightsRepository, MetricsRepository, StoreOutcome
+from koalr_metrics.schemas import InsightsOut, MembersOut, PolicyOut, SummaryOut
 from koalr_runtime.auth import Principal, authorize
 from koalr_runtime.kafka import dead_letter_for
 from koalr_runtime.logs import bind_correlation, get_logger
@@ -393,3 +400,59 @@ class AnalyticsService:
             min_group_size=saved.min_group_size,
         )
         return policy_document(org_id, saved)
+
+
+class InsightsService:
+    """The insights of an org (admins only), read for the API and for the alerts."""
+
+    def __init__(
+        self,
+        repository: MetricsRepository,
+        insights: InsightsRepository,
+        rule: AnomalyRule,
+        today: Callable[[], date] = utc_today,
+    ) -> None:
+        self._repo = repository
+        self._insights = insights
+        self._rule = rule
+        self._today = today
+
+    @property
+    def rule(self) -> AnomalyRule:
+        return self._rule
+
+    def today(self) -> date:
+        return self._today()
+
+    async def insights(
+        self, principal: Principal, org_id: str, *, days: int, provider: Provider | None
+    ) -> InsightsOut:
+        # Admins only, whatever the org lets members see: these are per-person figures.
+        authorize(principal, org_id, admin_only=True)
+        day_range = DayRange.ending(self._today(), days)
+        providers = await self.read(org_id, provider, day_range)
+        return insights_document(org_id, day_range, providers, self._rule)
+
+    async def read(
+        self, org_id: str, provider: Provider | None, day_range: DayRange
+    ) -> list[tuple[ProviderData, InsightsData]]:
+        """Each connected integration's summary data over the range and its 28 baseline days,
+        with the insights' own inputs."""
+        _, datas = await self._repo.provider_data(
+            org_id, provider, baseline_range(day_range), is_admin=True
+        )
+        rows = await self._insights.insights_rows(org_id, provider, day_range)
+        out: list[tuple[ProviderData, InsightsData]] = []
+        for data in datas:
+            _, _, active, first_day = rows.integrations.get(
+                data.integration_id, (data.provider, None, 0, None)
+            )
+            inputs = InsightsData(
+                integration_id=data.integration_id,
+                provider=data.provider,
+                active_members=active,
+                holders=rows.holders.get(data.integration_id, []),
+                first_data_day=first_day,
+            )
+            out.append((data, inputs))
+        return out

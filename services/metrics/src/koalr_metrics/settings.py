@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -60,4 +62,28 @@ class MetricsSettings(ServiceSettings, AuthSettings):
     )
     retry_max_backoff_s: float = Field(
         default=5.0, gt=0, description="Longest pause between two attempts at the same batch."
+    )
+    anomaly_mad_k: Decimal = Field(
+        default=Decimal("3.5"),
+        gt=0,
+        description="A day's spend is an anomaly above the median of the 28 days before it plus "
+        "this many median absolute deviations.",
+    )
+    anomaly_min_delta_cents: Decimal = Field(
+        default=Decimal(1000),
+        ge=0,
+        description="...and only when it exceeds that median by at least this many cents "
+        "(no alert for noise on a tiny spend).",
+    )
+    alerts_interval_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds between two evaluations of the alerts (spend anomalies, newly idle "
+        "seats) published on koalr.alerts.v1; 0 turns the periodic evaluation off.",
+    )
+    alerts_lookback_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="Days up to today whose spend the alerts evaluation judges.",
     )
