@@ -246,3 +246,37 @@ async def test_premium_usage_filters_by_user_and_model(github: GithubSandboxClie
     assert none["usageItems"] == []
     bad = await github.call(org, path, params={"year": 2026, "month": 13})
     assert bad.status_code == 400
+
+
+async def test_a_premium_spike_reaches_the_billing_route_and_the_truth_alike(
+    github: GithubSandboxClient,
+) -> None:
+    org = await github.create_org()
+    day, other = "2026-03-10", "2026-03-11"
+    path = f"/organizations/{org.org}/settings/billing/premium_request/usage"
+    params = {"year": 2026, "month": 3, "day": 10}
+    before_truth = await github.truth(org, day, other)
+    before = await github.call_ok(org, path, params=params)
+    assert await github.add_premium_spike(org, day, 1000) == 1000
+    assert await github.add_premium_spike(org, day, 500) == 1500  # spikes add up
+    after_truth = await github.truth(org, day, other)
+    after = await github.call_ok(org, path, params=params)
+
+    def net_cents(usage: dict[str, Any]) -> Decimal:
+        return sum((Decimal(str(i["netAmount"])) * 100 for i in usage["usageItems"]), Decimal(0))
+
+    # 1500 premium requests at 4 cents, none discounted, on that day only.
+    assert net_cents(after) - net_cents(before) == 6000
+    assert Decimal(after_truth["days"][day]["premium_cents"]) == (
+        Decimal(before_truth["days"][day]["premium_cents"]) + 6000
+    )
+    assert net_cents(after) == Decimal(after_truth["days"][day]["premium_cents"])
+    assert after_truth["days"][other] == before_truth["days"][other]
+    # Billed to the organisation: no member's premium usage changes.
+    assert after_truth["members"] == before_truth["members"]
+    opus = await github.call_ok(org, path, params={**params, "model": "claude opus 4.5"})
+    assert any(i["netQuantity"] >= 1500 for i in opus["usageItems"])
+    refused = await github.http.post(
+        f"/_sandbox/github/orgs/{org.org}/premium-spike", json={"day": "2027-01-01", "requests": 1}
+    )
+    assert refused.status_code == 400

@@ -201,6 +201,17 @@ class GithubSandboxClient:
         logins: list[str] = response.json()["logins"]
         return logins
 
+    async def add_premium_spike(self, org: SandboxOrg, day: str, requests: int) -> int:
+        """Bill ``requests`` more premium requests to the org on ``day``; returns the day's
+        total spike."""
+        response = await self.http.post(
+            f"/_sandbox/github/orgs/{org.org}/premium-spike",
+            json={"day": day, "requests": requests},
+        )
+        _expect(response, 200)
+        total: int = response.json()["requests"]
+        return total
+
     async def truth(self, org: SandboxOrg, start: str, end: str) -> Any:
         response = await self.http.get(
             f"/_sandbox/github/orgs/{org.org}/truth", params={"start": start, "end": end}

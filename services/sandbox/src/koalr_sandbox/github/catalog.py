@@ -65,6 +65,9 @@ BILLING_MODEL_NAME: Final[dict[str, str]] = {
     "gemini-2.5-pro": "Gemini 2.5 Pro",
 }
 
+#: The billing model a premium spike (``POST …/premium-spike``) is billed as.
+SPIKE_BILLING_MODEL: Final[str] = "Claude Opus 4.5"
+
 CODE_COMPLETION: Final[str] = "code_completion"
 #: Features that carry a model, with weights.
 MODEL_FEATURES: Final[tuple[str, ...]] = (

@@ -49,6 +49,7 @@ from koalr_sandbox.teams import request_log_body
 from koalr_sandbox.units import iso_day, iso_instant, parse_iso_day
 
 MAX_LATE_ROWS: Final[int] = 5000
+MAX_SPIKE_REQUESTS: Final[int] = 10_000_000
 SECONDARY_WINDOW_S: Final[float] = 60.0
 
 
@@ -427,6 +428,25 @@ async def add_late_rows(
         raise bad_request("day must lie between the history start and today")
     chosen = model.add_late_rows(added_day, count)
     return render({"day": day, "logins": [model.seats[i].login for i in chosen]})
+
+
+@sandbox_github_router.post("/orgs/{org}/premium-spike")
+async def add_premium_spike(
+    request: Request,
+    org: str,
+    day: Annotated[str, Body(description="YYYY-MM-DD")],
+    requests: Annotated[int, Body(ge=1, le=MAX_SPIKE_REQUESTS)],
+) -> Response:
+    """Bill ``requests`` more premium requests to the org on ``day`` (a spend spike, for
+    anomaly detection), as usage of the org that no member's row explains."""
+    target = _org(request, org)
+    spike_day = admin_day(day, "day")
+    model = target.model
+    today = day_of_epoch_s(state_of(request).registry.clock.now())
+    if not model.history_start <= spike_day <= today:
+        raise bad_request("day must lie between the history start and today")
+    total = model.add_premium_spike(spike_day, requests)
+    return render({"day": day, "requests": total})
 
 
 @sandbox_github_router.get("/orgs/{org}/truth")

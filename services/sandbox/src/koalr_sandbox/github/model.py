@@ -260,6 +260,8 @@ class OrgModel:
     activity_until: I64
     late: dict[int, list[int]] = field(default_factory=dict)
     late_version: int = 0
+    premium_spikes: dict[int, int] = field(default_factory=dict)
+    """Premium requests billed to the org on a day beyond its users' rows (a spend spike)."""
     cache_days: int = 120
     _presence: OrderedDict[int, Presence] = field(default_factory=OrderedDict)
     _rows: OrderedDict[int, tuple[int, tuple[UserDay, ...]]] = field(default_factory=OrderedDict)
@@ -313,6 +315,12 @@ class OrgModel:
         while len(self._rows) > self.cache_days:
             self._rows.popitem(last=False)
         return rows
+
+    def add_premium_spike(self, day: int, requests: int) -> int:
+        """Bill ``requests`` more premium requests (none discounted) on ``day``; returns the
+        day's total spike."""
+        self.premium_spikes[day] = self.premium_spikes.get(day, 0) + requests
+        return self.premium_spikes[day]
 
     def add_late_rows(self, day: int, count: int) -> list[int]:
         """Give ``count`` more seated users a row on ``day`` (those without one, in a seeded order)."""

@@ -22,6 +22,7 @@ from koalr_sandbox.github.catalog import (
     IDES,
     LATEST_WINDOW_DAYS,
     PREMIUM_REQUEST_CENTS,
+    SPIKE_BILLING_MODEL,
 )
 from koalr_sandbox.github.model import Seat, day_of_epoch_s
 from koalr_sandbox.github.reports import NDJSON_KINDS, FileCache, OrgView, ReportKind
@@ -309,6 +310,13 @@ def premium_usage(view: OrgView, params: Mapping[str, str]) -> Reply:
                         continue
                     gross[name] = gross.get(name, 0) + use.gross
                     discounted[name] = discounted.get(name, 0) + use.discounted
+            spike = model.premium_spikes.get(d, 0)
+            spike_model = (
+                model_filter is None or model_filter.lower() == SPIKE_BILLING_MODEL.lower()
+            )
+            if spike and user is None and spike_model:
+                gross[SPIKE_BILLING_MODEL] = gross.get(SPIKE_BILLING_MODEL, 0) + spike
+                discounted.setdefault(SPIKE_BILLING_MODEL, 0)
     items = [
         {
             "product": "Copilot",

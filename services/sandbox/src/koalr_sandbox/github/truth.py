@@ -87,6 +87,9 @@ def github_truth(view: OrgView, first: int, last: int) -> JsonObject:
         reported = view.published(day)
         rows = model.rows(day) if model.history_start <= day <= view.today else ()
         dau, requests, premium = 0, 0, 0
+        if model.history_start <= day <= billed_through:
+            # A premium spike is billed to the organisation, not to a member.
+            premium += model.premium_spikes.get(day, 0) * PREMIUM_REQUEST_CENTS
         models: Counter[str] = Counter()
         for row in rows:
             login = model.seats[row.seat].login
