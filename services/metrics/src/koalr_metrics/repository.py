@@ -833,7 +833,7 @@ FROM days d FULL JOIN snapshot sn USING (integration_id, member_key)
 """
 
 _UNPUBLISHED_ALERTS: Final = """
-SELECT alert_key, event::text AS event FROM alerts WHERE published_at IS NULL
+SELECT alert_key, event FROM alerts WHERE published_at IS NULL
 ORDER BY created_at, alert_key LIMIT $1
 """
 
@@ -936,7 +936,7 @@ class InsightsRepository:
             """
             INSERT INTO alerts (alert_key, org_id, integration_id, kind, day, event)
             SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::date[],
-                                 $6::jsonb[])
+                                 $6::text[])
             ON CONFLICT (alert_key) DO NOTHING
             """,
             [a.alert_key for a in alerts],

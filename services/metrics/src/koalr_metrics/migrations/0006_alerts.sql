@@ -15,7 +15,7 @@ CREATE TABLE alerts (
     integration_id uuid NOT NULL,
     kind text NOT NULL CHECK (kind IN ('spend_anomaly', 'idle_seat')),
     day date NOT NULL,
-    event jsonb NOT NULL,
+    event text NOT NULL, -- the Alert as published (JSON), so a re-publish sends the same event
     created_at timestamptz NOT NULL DEFAULT now(),
     published_at timestamptz
 );
