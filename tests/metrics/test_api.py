@@ -561,7 +561,11 @@ async def test_every_body_validates_against_the_openapi_document(seeded: Seeded)
     for min_group_size in (4, 7):
         policy = {"members_can_see_spend": True, "min_group_size": min_group_size}
         response = await seeded.client.put(settings_url, headers=admin, json=policy)
-        assert check("settings", "put", response) == {"org_id": OTHER_ORG, **policy}
+        assert check("settings", "put", response) == {
+            "org_id": OTHER_ORG,
+            **policy,
+            "cursor_seat_price_cents": 4000,
+        }
         response = await seeded.client.get(summary_url, headers=member, params={"days": 7})
         summary_seen(check("summary", "get", response))
     assert seen == [
