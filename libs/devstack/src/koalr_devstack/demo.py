@@ -220,6 +220,15 @@ class Demo:
         members: list[dict[str, Any]] = body["members"]
         return members
 
+    def insights(self) -> dict[str, Any]:
+        return self._json(
+            self.http.get(
+                f"{self.stack.metrics.base_url}/v1/orgs/{ORG_ID}/ai-analytics/insights",
+                headers={"Authorization": f"Bearer {self.admin_token}"},
+                params={"days": 30},
+            )
+        )
+
 
 def _provider_entry(summary: dict[str, Any], integration_id: str) -> dict[str, Any] | None:
     for entry in summary.get("providers", []):
@@ -409,6 +418,65 @@ def _members_table(provider: Provider, members: Sequence[dict[str, Any]]) -> str
     )
 
 
+def print_insights(demo: Demo) -> None:
+    """Cost per active user, idle seats (who, and what they cost), activation and anomalies."""
+    heading("Insights (admins): what each active user costs, and the seats paid for and idle")
+    body = demo.insights()
+    rows = []
+    for p in body["providers"]:
+        activation = p["seat_activation"]
+        median = activation["median_days"]
+        rows.append(
+            (
+                LABELS[p["provider"]],
+                p["active_members"],
+                dollars(p["spend_cents"]),
+                dollars(p["cost_per_active_user"]),
+                f"{p['idle_seats']['count']} ({dollars(p['idle_seats']['monthly_cents'])}/month)",
+                "-" if median is None else f"{median} days",
+                activation["never_used"]["count"],
+                ", ".join(a["date"] for a in p["spend_anomalies"]["days"]) or "none",
+            )
+        )
+    say(
+        table(
+            (
+                "provider",
+                "active users",
+                "spend (30 d)",
+                "per active user",
+                "idle seats",
+                "median to first use",
+                "never used",
+                "spend anomalies",
+            ),
+            rows,
+            "lrrrrrrl",
+        )
+    )
+    for p in body["providers"]:
+        idle = p["idle_seats"]["seats"]
+        if not idle:
+            continue
+        say()
+        say(
+            table(
+                (f"idle {LABELS[p['provider']]} seats", "last active", "seat since"),
+                [
+                    (
+                        s["email"] or s["login"] or "-",
+                        s["last_active"] or "never",
+                        s["seat_since"] or "-",
+                    )
+                    for s in idle[:8]
+                ],
+                "lll",
+            )
+        )
+        if len(idle) > 8:
+            say(f"... and {len(idle) - 8} more")
+
+
 def print_member_view(demo: Demo, connected: Sequence[Connected]) -> None:
     summary = demo.summary(demo.member_token)
     entries = [_require_entry(summary, c.integration_id) for c in connected]
@@ -518,6 +586,9 @@ def print_curl(demo: Demo, integration_id: str) -> None:
         f'curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "{m}/v1/orgs/{ORG_ID}/ai-analytics/members?days=30"'
     )
     say(
+        f'curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "{m}/v1/orgs/{ORG_ID}/ai-analytics/insights?days=30"'
+    )
+    say(
         f'curl -s -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H "Content-Type: application/json" '
         f"-d '{{\"days\": 2}}' {c}/v1/orgs/{ORG_ID}/integrations/{integration_id}/sync"
     )
@@ -580,6 +651,7 @@ def main() -> int:
             elapsed = wait_for_backfill(demo, synced, started)
             say(f"\nconnect to data queryable: {elapsed:.1f} s")
             entries = print_admin_view(demo, synced)
+            print_insights(demo)
             print_member_view(demo, synced)
             # Every check prints its result, so none may be skipped by a short circuit.
             results = [
