@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from koalr_contracts import Alert, IdleSeatDetails, MemberRef, alert_key, decode_event, topics
+from koalr_metrics.alerts import event_cents
 from koalr_metrics.insights import (
     AnomalyRule,
     SeatHolder,
@@ -115,3 +116,9 @@ def test_alert_keys_are_deterministic_and_details_match_the_kind() -> None:
     assert decode_event(topics.ALERTS, alert.model_dump_json()) == alert
     with pytest.raises(ValidationError, match="carries details of kind 'idle_seat'"):
         Alert.model_validate({**alert.model_dump(), "kind": "spend_anomaly"})
+
+
+def test_alert_amounts_fit_the_contract_cents() -> None:
+    assert str(event_cents(Decimal(1100))) == "1100"  # unchanged when it fits
+    assert str(event_cents(Decimal("0.123456785"))) == "0.12345678"  # half-even to 8 decimals
+    assert str(event_cents(Decimal("0.123456795"))) == "0.12345680"

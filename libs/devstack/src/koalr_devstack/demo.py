@@ -428,7 +428,7 @@ def print_insights(demo: Demo) -> None:
         median = activation["median_days"]
         rows.append(
             (
-                LABELS[p["provider"]],
+                f"{LABELS[p['provider']]} ({p['integration_id'][:8]})",
                 p["active_members"],
                 dollars(p["spend_cents"]),
                 dollars(p["cost_per_active_user"]),
@@ -461,7 +461,11 @@ def print_insights(demo: Demo) -> None:
         say()
         say(
             table(
-                (f"idle {LABELS[p['provider']]} seats", "last active", "seat since"),
+                (
+                    f"idle {LABELS[p['provider']]} seats ({p['integration_id'][:8]})",
+                    "last active",
+                    "seat since",
+                ),
                 [
                     (
                         s["email"] or s["login"] or "-",

@@ -25,7 +25,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Final
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
@@ -64,6 +65,19 @@ ALERTS = Counter(
 Publish = Callable[[Sequence[Alert]], Awaitable[None]]
 
 
+EVENT_CENTS_EXPONENT: Final = -8
+EVENT_CENTS_QUANTUM: Final = Decimal(1).scaleb(EVENT_CENTS_EXPONENT)
+
+
+def event_cents(value: Decimal) -> Decimal:
+    """An amount as the contract's ``Cents`` holds it (at most 8 decimals): a median of amounts
+    with 8 decimals, or k times it, can have more; rounded half-even (no change otherwise)."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= EVENT_CENTS_EXPONENT:
+        return value
+    return value.quantize(EVENT_CENTS_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
 def _member(holder: SeatHolder) -> MemberRef:
     return MemberRef(email=holder.email, login=holder.login, name=holder.name)
 
@@ -77,10 +91,10 @@ def anomaly_alert(org_id: str, data: ProviderData, anomaly: Anomaly) -> Alert:
         provider=data.provider,
         day=anomaly.day,
         details=SpendAnomalyDetails(
-            spend_cents=anomaly.spend_cents,
-            baseline_median_cents=anomaly.median_cents,
-            baseline_mad_cents=anomaly.mad_cents,
-            threshold_cents=anomaly.threshold_cents,
+            spend_cents=event_cents(anomaly.spend_cents),
+            baseline_median_cents=event_cents(anomaly.median_cents),
+            baseline_mad_cents=event_cents(anomaly.mad_cents),
+            threshold_cents=event_cents(anomaly.threshold_cents),
         ),
     )
 
@@ -163,8 +177,10 @@ class AlertsPublisher:
             day_range = DayRange.ending(self._service.today(), self._lookback_days)
             found: list[Alert] = []
             for org_id in await self._repo.orgs_with_integrations():
-                for data, inputs in await self._service.read(org_id, None, day_range):
-                    found.extend(find_alerts(org_id, data, inputs, day_range, self._service.rule))
+                try:
+                    found.extend(await self._org_alerts(org_id, day_range))
+                except Exception:  # one org's failure must not stop the others
+                    log.exception("alerts.org_failed", org_id=org_id)
             new = await self._repo.insert_alerts(found)
             published = await self.publish_pending()
         ALERTS.labels("found").inc(len(found))
@@ -173,6 +189,12 @@ class AlertsPublisher:
         if new or published:
             log.info("alerts.published", found=len(found), new=new, published=published)
         return AlertsOutcome(len(found), new, published)
+
+    async def _org_alerts(self, org_id: str, day_range: DayRange) -> list[Alert]:
+        found: list[Alert] = []
+        for data, inputs in await self._service.read(org_id, None, day_range):
+            found.extend(find_alerts(org_id, data, inputs, day_range, self._service.rule))
+        return found
 
     async def publish_pending(self) -> int:
         """Publish the recorded alerts Kafka has not acknowledged yet, then mark them."""

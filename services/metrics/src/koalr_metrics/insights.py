@@ -14,7 +14,9 @@ definitions: docs/decisions/0204-insights-and-alerts.md):
   in those 30 days, at the org's ``cursor_seat_price_cents``.
 - **Seat activation**: days from the seat (Copilot: the seat's ``created_at`` day; Cursor: the
   member's first day in our data, the only assignment date Cursor gives us) to the first
-  active day on or after it; the median over activated seats, and the seats never used.
+  active day on or after it, for seats assigned within the data we hold (a Copilot seat created
+  on or after the first day of data, a Cursor member first seen after it); the median over
+  those, and the seats never used. Seats assigned before our history are counted apart.
 - **Spend anomalies**: a day (on or before ``data_through``) whose spend exceeds the median of
   the 28 days before it by more than ``k`` median absolute deviations *and* by at least a
   minimum amount; evaluated only once 28 days of data precede it.
@@ -195,12 +197,26 @@ def _idle_seats(holders: Sequence[SeatHolder]) -> IdleSeatsOut:
     }
 
 
-def _activation(holders: Sequence[SeatHolder]) -> ActivationOut:
-    waits = [
-        (h.first_active - h.seat_since).days
-        for h in holders
-        if h.first_active is not None and h.seat_since is not None
-    ]
+def observed_wait(
+    holder: SeatHolder, provider: Provider, first_data_day: date | None
+) -> int | None:
+    """Days from the seat to its first use, when both lie in the data we hold: a Copilot seat
+    created on or after the first day of data, a Cursor member who first appears after it (one
+    present on that day may have been there long before). None otherwise."""
+    if holder.never_used or holder.first_active is None or holder.seat_since is None:
+        return None
+    if first_data_day is None or holder.seat_since < first_data_day:
+        return None
+    if provider == "cursor" and holder.seat_since == first_data_day:
+        return None
+    return (holder.first_active - holder.seat_since).days
+
+
+def _activation(
+    holders: Sequence[SeatHolder], provider: Provider, first_data_day: date | None
+) -> ActivationOut:
+    observed = [observed_wait(h, provider, first_data_day) for h in holders]
+    waits = [w for w in observed if w is not None]
     never = sorted(
         (h for h in holders if h.never_used), key=lambda h: (h.login or "", h.email or "")
     )
@@ -209,7 +225,7 @@ def _activation(holders: Sequence[SeatHolder]) -> ActivationOut:
         "activated": len(waits),
         "never_used": {"count": len(never), "seats": [_holder_out(h) for h in never]},
         "first_use_unobserved": sum(
-            1 for h in holders if not h.never_used and h.first_active is None
+            1 for h, w in zip(holders, observed, strict=True) if not h.never_used and w is None
         ),
     }
 
@@ -247,7 +263,7 @@ def provider_insights(
         "spend_cents": spend_in_range,
         "active_members": inputs.active_members,
         "idle_seats": _idle_seats(inputs.holders),
-        "seat_activation": _activation(inputs.holders),
+        "seat_activation": _activation(inputs.holders, data.provider, inputs.first_data_day),
         "spend_anomalies": {
             "k": rule.k,
             "min_delta_cents": rule.min_delta_cents,

@@ -286,13 +286,16 @@ class ActivationOut(TypedDict):
             }
         ),
     ]
-    activated: Annotated[Count, Field(description="Seats with an observed first use.")]
+    activated: Annotated[
+        Count,
+        Field(description="Seats assigned within the data we hold, with an observed first use."),
+    ]
     never_used: NeverUsedOut
     first_use_unobserved: Annotated[
         Count,
         Field(
-            description="Seats used, but not on or after their assignment within the data we "
-            "hold (e.g. first used before the history we read)."
+            description="Seats used whose assignment or first use lies outside the data we "
+            "hold (e.g. assigned before the history we read)."
         ),
     ]
 
