@@ -17,6 +17,7 @@ from koalr_metrics.insights import (
     exact_ratio,
     idle_holders,
     median,
+    observed_wait,
     spend_anomalies,
 )
 
@@ -122,3 +123,16 @@ def test_alert_amounts_fit_the_contract_cents() -> None:
     assert str(event_cents(Decimal(1100))) == "1100"  # unchanged when it fits
     assert str(event_cents(Decimal("0.123456785"))) == "0.12345678"  # half-even to 8 decimals
     assert str(event_cents(Decimal("0.123456795"))) == "0.12345680"
+
+
+def test_activation_is_observed_only_for_seats_assigned_within_the_data() -> None:
+    first = date(2026, 1, 1)
+    seat = _holder("a", last=date(2026, 1, 9), active=True, since=date(2026, 1, 4))
+    assert observed_wait(seat, "github_copilot", first) == 5
+    early = _holder("b", last=date(2026, 1, 9), active=True, since=date(2025, 12, 1))
+    assert observed_wait(early, "github_copilot", first) is None  # assigned before our history
+    from_start = _holder("c", last=date(2026, 1, 1), active=True, since=first)
+    assert observed_wait(from_start, "github_copilot", first) == 0  # Copilot's date is real
+    assert observed_wait(from_start, "cursor", first) is None  # Cursor's is our first day
+    never = _holder("d", last=None, active=False, since=date(2026, 1, 4))
+    assert observed_wait(never, "github_copilot", first) is None
