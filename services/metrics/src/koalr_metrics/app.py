@@ -58,6 +58,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
     broker = broker or make_broker(settings, client_id="metrics")
     services = Services()
     usage_consumer = register_subscribers(broker, settings, services)
+    authenticator = JwtAuthenticator.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,6 +101,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
         finally:
             await decoder.close()
             await pool.close()
+            await authenticator.aclose()
 
     app = MetricsAPI(
         title="koalr-metrics",
@@ -107,9 +109,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
         description="Role-filtered AI coding-assistant analytics (DAU, requests, models, spend).",
         lifespan=lifespan,
     )
-    app.state.authenticator = JwtAuthenticator(
-        settings.jwt_secret.get_secret_value(), leeway_s=settings.jwt_leeway_s
-    )
+    app.state.authenticator = authenticator
     app.state.broker = broker
     install_error_handlers(app)
 

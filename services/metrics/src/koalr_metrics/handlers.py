@@ -353,7 +353,7 @@ resolution step on every request for documentation only)."""
 
 async def _current_principal(request: Request) -> Principal:
     authenticator: JwtAuthenticator = request.app.state.authenticator
-    return authenticator.authenticate(request.headers.get("authorization"))
+    return await authenticator.authenticate(request.headers.get("authorization"))
 
 
 PrincipalDep = Annotated[Principal, Depends(_current_principal)]
