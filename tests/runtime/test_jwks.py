@@ -1,7 +1,7 @@
 """Platform tokens: RS256 and EdDSA keys served by a real JWKS endpoint over HTTP.
 
-The endpoint is a small ASGI app served by uvicorn on a free port; the test changes the keys it
-publishes to play the platform rotating them, and counts the fetches it answers.
+The endpoint (``tests.jwks_server``) is served by uvicorn on a free port; the tests change the
+keys it publishes to play the platform rotating them, and count the fetches it answers.
 """
 
 from __future__ import annotations
@@ -13,53 +13,26 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from koalr_devstack.processes import free_port
 from koalr_runtime.auth import JwtAuthenticator, Principal
 from koalr_runtime.http import ApiError
 from koalr_runtime.jwks import JwksKeys
+from tests.jwks_server import Platform, ed_jwk, rsa_jwk, serve_jwks
 
 SECRET = "test-secret-with-enough-length-for-hs256"
 ISSUER = "https://platform.example"
 AUDIENCE = "koalr-analytics"
 
 
-@dataclass
-class Platform:
-    """What the JWKS endpoint publishes, and how often it was asked."""
-
-    url: str = ""
-    keys: list[dict[str, Any]] = field(default_factory=list)
-    fetches: int = 0
-    status: int = 200
-
-
 RSA_1 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA_2 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 ED_1 = ed25519.Ed25519PrivateKey.generate()
-
-
-def rsa_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
-    jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
-    return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
-
-
-def ed_jwk(key: ed25519.Ed25519PrivateKey, kid: str) -> dict[str, Any]:
-    jwk: dict[str, Any] = json.loads(OKPAlgorithm.to_jwk(key.public_key()))
-    return {**jwk, "kid": kid}  # no `alg`: EdDSA follows from `kty: OKP`, `crv: Ed25519`
 
 
 def claims(**extra: Any) -> dict[str, Any]:
@@ -93,24 +66,8 @@ def hand_made(header: dict[str, Any], body: dict[str, Any], sign: Any) -> str:
 
 @pytest.fixture(scope="module")
 async def platform() -> AsyncIterator[Platform]:
-    state = Platform(keys=[rsa_jwk(RSA_1, "rsa-1"), ed_jwk(ED_1, "ed-1")])
-
-    async def jwks(_: Request) -> JSONResponse:
-        state.fetches += 1
-        return JSONResponse({"keys": state.keys}, status_code=state.status)
-
-    app = Starlette(routes=[Route("/.well-known/jwks.json", jwks)])
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    state.url = f"http://127.0.0.1:{port}/.well-known/jwks.json"
-    yield state
-    server.should_exit = True
-    await task
+    async with serve_jwks([rsa_jwk(RSA_1, "rsa-1"), ed_jwk(ED_1, "ed-1")]) as state:
+        yield state
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from faststream.kafka import KafkaBroker
 
 from koalr_contracts import topics
 from koalr_metrics.decoder import create_decoder
-from koalr_metrics.handlers import BEARER_SCHEME, register_subscribers, router
+from koalr_metrics.handlers import BEARER_SCHEME, audit_router, register_subscribers, router
 from koalr_metrics.repository import MetricsRepository
 from koalr_metrics.service import AnalyticsService, IngestService
 from koalr_metrics.settings import MetricsSettings
@@ -124,6 +124,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
         app, "metrics", [("kafka", kafka_reachable), ("postgres", postgres_reachable)]
     )
     app.include_router(router)
+    app.include_router(audit_router)
     app.mount(
         "/dashboard", StaticFiles(directory=DASHBOARD, html=True, check_dir=False), name="dashboard"
     )
