@@ -19,6 +19,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from prometheus_client import REGISTRY
 
 from koalr_runtime.auth import JwtAuthenticator, Principal
 from koalr_runtime.http import ApiError
@@ -280,8 +281,11 @@ async def test_an_unreachable_jwks_refuses_with_401_and_keeps_cached_keys(
     token = signed(RSA_1, "RS256", "rsa-1")
     assert await auth.authenticate(f"Bearer {token}")
     platform_keys.status = 503
+    failed_before = REGISTRY.get_sample_value("koalr_jwks_fetches_total", {"outcome": "failed"})
     # An unknown kid triggers a fetch that fails: 401, and the cached key still verifies.
     assert (await refused(auth, signed(RSA_2, "RS256", "rsa-2"))).code == "invalid_token"
+    failed_after = REGISTRY.get_sample_value("koalr_jwks_fetches_total", {"outcome": "failed"})
+    assert (failed_after or 0) - (failed_before or 0) == 1
     assert await auth.authenticate(f"Bearer {token}")
     await auth.aclose()
 

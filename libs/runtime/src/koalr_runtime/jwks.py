@@ -23,10 +23,17 @@ from typing import Any
 
 import httpx
 import jwt
+from prometheus_client import Counter
 
 from koalr_runtime.logs import get_logger
 
 log = get_logger(__name__)
+
+JWKS_FETCHES = Counter(
+    "koalr_jwks_fetches_total",
+    "Fetches of the platform's JWKS, by outcome (ok, failed).",
+    ["outcome"],
+)
 
 JWKS_ALGORITHMS: Mapping[str, str] = {"RS256": "RSA", "EdDSA": "OKP"}
 """The asymmetric algorithms a JWKS key may verify, with the key type each requires."""
@@ -60,7 +67,7 @@ class JwksKeys:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self.fetches = 0
-        """Fetch attempts so far (for the metrics page and tests of the rate limit)."""
+        """Fetch attempts so far by this instance (``koalr_jwks_fetches_total`` counts them all)."""
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
         """The key named ``kid``, fetching the set again if it is unknown or the cache is old."""
@@ -95,10 +102,12 @@ class JwksKeys:
                 document = response.json()
             except (httpx.HTTPError, ValueError) as exc:
                 # The cached keys stay in use: a platform outage must not log everyone out.
+                JWKS_FETCHES.labels("failed").inc()
                 log.warning(
                     "jwks.fetch_failed", error_type=type(exc).__name__, cached=len(self._keys)
                 )
                 return
+            JWKS_FETCHES.labels("ok").inc()
             self._keys = _usable_keys(document)
             self._fetched_at = self._clock()
             log.info("jwks.fetched", keys=sorted(self._keys))
