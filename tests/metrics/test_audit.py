@@ -124,7 +124,7 @@ async def test_only_the_orgs_admins_read_its_audit_log(
     assert as_string.status_code == 401
 
 
-async def test_the_shared_helper_records_in_the_callers_transaction(
+async def test_the_shared_record_call_writes_in_the_callers_transaction(
     metrics: tuple[httpx.AsyncClient, str],
 ) -> None:
     """What the identities and erasure routes call: one line, rolled back with the action."""
