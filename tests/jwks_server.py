@@ -32,6 +32,8 @@ class Platform:
     keys: list[dict[str, Any]] = field(default_factory=list)
     fetches: int = 0
     status: int = 200
+    document: Any = None
+    """When set, served as it is instead of ``{"keys": keys}`` (a broken answer)."""
 
 
 def rsa_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
@@ -50,7 +52,8 @@ async def serve_jwks(keys: list[dict[str, Any]]) -> AsyncIterator[Platform]:
 
     async def jwks(_: Request) -> JSONResponse:
         state.fetches += 1
-        return JSONResponse({"keys": state.keys}, status_code=state.status)
+        body = {"keys": state.keys} if state.document is None else state.document
+        return JSONResponse(body, status_code=state.status)
 
     app = Starlette(routes=[Route("/.well-known/jwks.json", jwks)])
     port = free_port()

@@ -76,6 +76,7 @@ def platform_keys(platform: Platform) -> Platform:
     """The platform publishing its usual two keys again, answering normally."""
     platform.keys = [rsa_jwk(RSA_1, "rsa-1"), ed_jwk(ED_1, "ed-1")]
     platform.status = 200
+    platform.document = None
     return platform
 
 
@@ -292,3 +293,18 @@ async def test_an_unreachable_jwks_refuses_with_401_and_keeps_cached_keys(
     cold = authenticator(platform_keys)
     assert (await refused(cold, token)).code == "invalid_token"
     await cold.aclose()
+
+
+async def test_a_document_that_is_not_a_jwks_keeps_the_cached_keys(platform_keys: Platform) -> None:
+    auth = authenticator(platform_keys)
+    token = signed(RSA_1, "RS256", "rsa-1")
+    assert await auth.authenticate(f"Bearer {token}")
+    platform_keys.document = {"keys": "not a list"}
+    assert (await refused(auth, signed(RSA_2, "RS256", "rsa-2"))).code == "invalid_token"
+    assert await auth.authenticate(f"Bearer {token}")
+    # A real set without the old key does replace the cache (the platform withdrew it).
+    platform_keys.document = None
+    platform_keys.keys = [rsa_jwk(RSA_2, "rsa-2")]
+    assert await auth.authenticate(f"Bearer {signed(RSA_2, 'RS256', 'rsa-2')}")
+    await refused(auth, token)
+    await auth.aclose()

@@ -99,8 +99,8 @@ class JwksKeys:
             try:
                 response = await self._http.get(self._url)
                 response.raise_for_status()
-                document = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
+                keys = _usable_keys(response.json())
+            except (httpx.HTTPError, ValueError, TypeError) as exc:
                 # The cached keys stay in use: a platform outage must not log everyone out.
                 JWKS_FETCHES.labels("failed").inc()
                 log.warning(
@@ -108,17 +108,18 @@ class JwksKeys:
                 )
                 return
             JWKS_FETCHES.labels("ok").inc()
-            self._keys = _usable_keys(document)
+            self._keys = keys
             self._fetched_at = self._clock()
             log.info("jwks.fetched", keys=sorted(self._keys))
 
 
 def _usable_keys(document: Any) -> dict[str, jwt.PyJWK]:
-    """The signing keys of a JWKS document, by ``kid``; unusable entries are skipped."""
+    """The signing keys of a JWKS document, by ``kid``; unusable entries are skipped.
+
+    A document without a ``keys`` list is not a JWKS: ``TypeError``, so the cache is kept."""
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):
-        log.warning("jwks.malformed", reason="no `keys` list")
-        return {}
+        raise TypeError("the JWKS document has no `keys` list")
     keys: dict[str, jwt.PyJWK] = {}
     for entry in entries:
         if not isinstance(entry, dict):
