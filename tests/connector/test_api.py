@@ -510,8 +510,10 @@ async def test_health_readiness_metrics_and_openapi(stack: Stack) -> None:
         "/v1/orgs/{org_id}/integrations/{integration_id}",
         "/v1/orgs/{org_id}/integrations/{integration_id}/credentials",
         "/v1/orgs/{org_id}/integrations/{integration_id}/sync",
+        "/v1/orgs/{org_id}/audit-log",
     }
     assert set(paths["/v1/orgs/{org_id}/integrations"]) == {"get", "post"}
+    assert set(paths["/v1/orgs/{org_id}/audit-log"]) == {"get"}
     assert set(paths["/v1/orgs/{org_id}/integrations/{integration_id}"]) == {"get", "delete"}
 
 

@@ -49,13 +49,17 @@ generated from the settings classes (`make docs`); a test fails when it drifts f
 
 - Shared variables (no prefix) mean the same in every service that reads them:
   `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, `KOALR_TOPIC_NAMESPACE`, `KOALR_TOPIC_PARTITIONS`,
-  `LOG_LEVEL`, `LOG_FORMAT`, and the secrets `KOALR_JWT_SECRET` and `KOALR_SEALING_KEYS`.
+  `LOG_LEVEL`, `LOG_FORMAT`, the token settings `KOALR_JWT_*` and `KOALR_JWKS_*`, and the secrets
+  `KOALR_JWT_SECRET` and `KOALR_SEALING_KEYS`.
 - Service-specific variables carry the service's prefix (`CONNECTOR_`, `SYNCER_`, `METRICS_`,
   `SANDBOX_`).
 - A configuration mistake stops the service with one line per problem naming the variable; values
   are never echoed (they may be secrets).
-- Secrets: `KOALR_JWT_SECRET` is the HS256 secret the platform signs its JWTs with (at least 32
-  bytes). `KOALR_SEALING_KEYS` holds the AES-256-GCM keys that seal provider credentials, as
+- Tokens: the connector and metrics need `KOALR_JWT_SECRET`, `KOALR_JWKS_URL` or both.
+  `KOALR_JWT_SECRET` is an HS256 secret for local callers such as the `koalr` CLI (at least 32
+  bytes); `KOALR_JWKS_URL` is the platform's key set (RS256 and EdDSA, chosen by `kid`, rotated
+  without a restart). Each key verifies only its own algorithm.
+- Secrets: `KOALR_SEALING_KEYS` holds the AES-256-GCM keys that seal provider credentials, as
   `key_id:base64url-key` entries separated by commas, newest first: the first seals, any opens.
   Generate an entry with `.venv/bin/python -m koalr_runtime.sealing generate k2`, put it first,
   keep the old one until `koalr-connector reseal` has re-sealed every stored credential.

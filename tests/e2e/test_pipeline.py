@@ -192,6 +192,7 @@ def test_every_service_serves_health_readiness_metrics_and_openapi(platform: Pla
         "/v1/orgs/{org_id}/integrations/{integration_id}",
         "/v1/orgs/{org_id}/integrations/{integration_id}/credentials",
         "/v1/orgs/{org_id}/integrations/{integration_id}/sync",
+        "/v1/orgs/{org_id}/audit-log",
     }
     metrics_paths = platform.http.get(stack.metrics.base_url + "/openapi.json").json()["paths"]
     assert {

@@ -26,14 +26,14 @@ def auth() -> JwtAuthenticator:
     return JwtAuthenticator(SECRET, leeway_s=0)
 
 
-def _fails(auth: JwtAuthenticator, header: str | None) -> ApiError:
+async def _fails(auth: JwtAuthenticator, header: str | None) -> ApiError:
     with pytest.raises(ApiError) as exc:
-        auth.authenticate(header)
+        await auth.authenticate(header)
     return exc.value
 
 
-def test_valid_token(auth: JwtAuthenticator) -> None:
-    principal = auth.authenticate(f"Bearer {token(email='a@x.io')}")
+async def test_valid_token(auth: JwtAuthenticator) -> None:
+    principal = await auth.authenticate(f"Bearer {token(email='a@x.io')}")
     assert principal == Principal(sub="u1", org_id="org_1", role="admin", email="a@x.io")
 
 
@@ -47,22 +47,22 @@ def test_valid_token(auth: JwtAuthenticator) -> None:
         ("Bearer not.a.jwt", "invalid_token"),
     ],
 )
-def test_missing_or_malformed(auth: JwtAuthenticator, header: str | None, code: str) -> None:
-    err = _fails(auth, header)
+async def test_missing_or_malformed(auth: JwtAuthenticator, header: str | None, code: str) -> None:
+    err = await _fails(auth, header)
     assert (err.status, err.code) == (401, code)
 
 
-def test_expired(auth: JwtAuthenticator) -> None:
-    err = _fails(auth, f"Bearer {token(exp=int(time.time()) - 10)}")
+async def test_expired(auth: JwtAuthenticator) -> None:
+    err = await _fails(auth, f"Bearer {token(exp=int(time.time()) - 10)}")
     assert (err.status, err.code) == (401, "token_expired")
 
 
-def test_wrong_signature(auth: JwtAuthenticator) -> None:
-    err = _fails(auth, f"Bearer {token('another-secret-of-enough-length-for-hs256')}")
+async def test_wrong_signature(auth: JwtAuthenticator) -> None:
+    err = await _fails(auth, f"Bearer {token('another-secret-of-enough-length-for-hs256')}")
     assert (err.status, err.code) == (401, "invalid_token")
 
 
-def test_alg_none_is_rejected(auth: JwtAuthenticator) -> None:
+async def test_alg_none_is_rejected(auth: JwtAuthenticator) -> None:
     def b64(obj: object) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
@@ -72,18 +72,18 @@ def test_alg_none_is_rejected(auth: JwtAuthenticator) -> None:
         + b64({"sub": "u1", "org_id": "org_1", "role": "admin", "exp": int(time.time()) + 60})
         + "."
     )
-    err = _fails(auth, f"Bearer {unsigned}")
+    err = await _fails(auth, f"Bearer {unsigned}")
     assert (err.status, err.code) == (401, "invalid_token")
 
 
 @pytest.mark.parametrize("missing", ["exp", "org_id", "role", "sub"])
-def test_required_claims(auth: JwtAuthenticator, missing: str) -> None:
-    err = _fails(auth, f"Bearer {token(**{missing: None})}")
+async def test_required_claims(auth: JwtAuthenticator, missing: str) -> None:
+    err = await _fails(auth, f"Bearer {token(**{missing: None})}")
     assert (err.status, err.code) == (401, "invalid_token")
 
 
-def test_unknown_role(auth: JwtAuthenticator) -> None:
-    err = _fails(auth, f"Bearer {token(role='owner')}")
+async def test_unknown_role(auth: JwtAuthenticator) -> None:
+    err = await _fails(auth, f"Bearer {token(role='owner')}")
     assert err.status == 401
 
 
@@ -103,3 +103,24 @@ def test_authorize_org_and_role() -> None:
 def test_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 32 bytes"):
         JwtAuthenticator("short")
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+async def test_numeric_dates_must_be_numbers(auth: JwtAuthenticator, claim: str) -> None:
+    """RFC 7519 NumericDate: a numeric string is not one, even when it would be in range."""
+    valid = {"exp": int(time.time()) + 300, "nbf": int(time.time()) - 60}
+    valid["iat"] = valid["nbf"]
+    assert await auth.authenticate(f"Bearer {token(**valid)}")
+    err = await _fails(auth, f"Bearer {token(**{**valid, claim: str(valid[claim])})}")
+    assert (err.status, err.code) == (401, "invalid_token")
+    assert claim in err.message
+
+
+async def test_boolean_exp_is_not_a_number(auth: JwtAuthenticator) -> None:
+    err = await _fails(auth, f"Bearer {token(exp=True)}")
+    assert err.status == 401
+
+
+def test_a_secret_or_a_jwks_is_required() -> None:
+    with pytest.raises(ValueError, match="KOALR_JWKS_URL"):
+        JwtAuthenticator(None)

@@ -31,10 +31,13 @@ def run_service(
     settings_class: type[SettingsT],
     migrations: Path,
     create_app: Callable[[SettingsT], Any],
-    commands: Mapping[str, Callable[[SettingsT], str]] | None = None,
+    commands: Mapping[str, Callable[[SettingsT], str | tuple[str, int]]] | None = None,
     argv: list[str] | None = None,
 ) -> int:
-    """Parse the command, read settings, configure logging and run the command."""
+    """Parse the command, read settings, configure logging and run the command.
+
+    An extra command returns the line to print, or the line and the exit status.
+    """
     extra = dict(commands or {})
     parser = argparse.ArgumentParser(prog=f"koalr-{name}", description=description)
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", *extra])
@@ -47,8 +50,10 @@ def run_service(
         sys.stdout.write(f"{name}: applied migrations {applied or 'none (up to date)'}\n")
         return 0
     if args.command in extra:
-        sys.stdout.write(extra[args.command](settings) + "\n")
-        return 0
+        result = extra[args.command](settings)
+        text, status = (result, 0) if isinstance(result, str) else result
+        sys.stdout.write(text + "\n")
+        return status
     app = create_app(settings)
     if configure_tracing(name):
         instrument_app(app)

@@ -7,9 +7,9 @@ own ``env_prefix`` (``CONNECTOR_``, ``SYNCER_``, ``METRICS_``) for its own field
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Literal, Self, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -97,14 +97,55 @@ class ProviderSettings(BaseSettings):
 
 
 class AuthSettings(BaseSettings):
-    """The HS256 secret the platform signs its JWTs with (connector and metrics)."""
+    """How callers' JWTs are verified (connector and metrics): an HS256 secret, the platform's
+    JWKS, or both (each key verifies only its own algorithm; see ``koalr_runtime.auth``)."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
-    jwt_secret: SecretStr = Field(
+    jwt_secret: SecretStr | None = Field(
+        default=None,
         validation_alias=_env("KOALR_JWT_SECRET"),
         min_length=32,
-        description="HS256 secret shared with the platform; at least 32 bytes (RFC 7518).",
+        description="HS256 secret shared with local callers (CLI, demo); at least 32 bytes "
+        "(RFC 7518). Optional when `KOALR_JWKS_URL` is set; one of the two is required.",
+    )
+    jwks_url: str | None = Field(
+        default=None,
+        validation_alias=_env("KOALR_JWKS_URL"),
+        description="URL of the platform's JSON Web Key Set: RS256 and EdDSA tokens are verified "
+        "with the key their `kid` names; an unknown `kid` fetches the set again (key rotation "
+        "needs no restart).",
+    )
+    jwt_issuer: str | None = Field(
+        default=None,
+        validation_alias=_env("KOALR_JWT_ISSUER"),
+        description="When set, tokens verified with a JWKS key must carry this `iss`.",
+    )
+    jwt_audience: str | None = Field(
+        default=None,
+        validation_alias=_env("KOALR_JWT_AUDIENCE"),
+        description="When set, tokens verified with a JWKS key must carry this `aud`.",
+    )
+    jwks_refresh_min_interval_s: float = Field(
+        default=30.0,
+        ge=0,
+        validation_alias=_env("KOALR_JWKS_REFRESH_MIN_INTERVAL_S"),
+        description="Fewest seconds between two fetches of the JWKS (tokens with unknown `kid` "
+        "values cannot make the service hammer the platform).",
+    )
+    jwks_cache_s: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias=_env("KOALR_JWKS_CACHE_S"),
+        description="Seconds the fetched keys are trusted before the set is fetched again (a key "
+        "the platform removed stops verifying after at most this long).",
+    )
+    jwks_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        validation_alias=_env("KOALR_JWKS_TIMEOUT_S"),
+        description="Timeout of one JWKS fetch.",
     )
     jwt_leeway_s: int = Field(
         default=30,
@@ -112,6 +153,12 @@ class AuthSettings(BaseSettings):
         validation_alias=_env("KOALR_JWT_LEEWAY_S"),
         description="Seconds of clock skew tolerated when checking a token's expiry.",
     )
+
+    @model_validator(mode="after")
+    def _some_key(self) -> Self:
+        if self.jwt_secret is None and not self.jwks_url:
+            raise ValueError("set KOALR_JWT_SECRET, KOALR_JWKS_URL or both")
+        return self
 
 
 def env_names(cls: type[BaseSettings], field_name: str) -> list[str]:
@@ -137,6 +184,8 @@ def load_settings(cls: type[SettingsT]) -> SettingsT:
         for error in exc.errors(include_url=False, include_input=False):
             field = str(error["loc"][0]) if error["loc"] else ""
             names = env_names(cls, field) if field in cls.model_fields else [field]
-            problems.append(f"  {' or '.join(names)}: {error['msg']}")
+            problems.append(
+                f"  {' or '.join(names)}: {error['msg']}" if field else f"  {error['msg']}"
+            )
         message = f"invalid configuration for {cls.__name__}:\n" + "\n".join(problems)
         raise SystemExit(message) from None

@@ -2,15 +2,16 @@
 
 - ``koalr-connector serve`` (default): the HTTP API, the sync-status consumer and the outbox relay.
 - ``koalr-connector migrate``: apply the SQL migrations and exit.
-- ``koalr-connector reseal``: re-seal stored credentials with the newest sealing key (the events
-  announcing them are published by the running service's outbox relay).
+- ``koalr-connector reseal``: re-seal stored credentials with the newest sealing key, in batches of
+  ``CONNECTOR_RESEAL_BATCH_SIZE`` (the events announcing them are published by the running
+  service's outbox relay). Prints the counts; exits 1 if a credential could not be opened.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -18,10 +19,13 @@ from koalr_connector.settings import ConnectorSettings
 from koalr_runtime.cli import run_service
 from koalr_runtime.migrations import migrate
 
+if TYPE_CHECKING:
+    from koalr_connector.service import ResealReport
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-async def reseal(settings: ConnectorSettings) -> int:
+async def reseal(settings: ConnectorSettings) -> ResealReport:
     from koalr_connector.copilot import CopilotValidator
     from koalr_connector.repository import Repository
     from koalr_connector.service import ConnectorService
@@ -45,14 +49,14 @@ async def reseal(settings: ConnectorSettings) -> int:
                 ),
                 Sealer.from_config(settings.sealing_keys.get_secret_value()),
             )
-            return await service.reseal_credentials()
+            return await service.reseal_credentials(batch_size=settings.reseal_batch_size)
     finally:
         await pool.close()
 
 
-def _reseal(settings: ConnectorSettings) -> str:
-    count = asyncio.run(reseal(settings))
-    return f"connector: re-sealed {count} credential(s) with the newest key"
+def _reseal(settings: ConnectorSettings) -> tuple[str, int]:
+    report = asyncio.run(reseal(settings))
+    return f"connector: {report.summary()}", 1 if report.failed else 0
 
 
 def _create_app(settings: ConnectorSettings) -> Any:

@@ -14,7 +14,12 @@ import httpx
 from fastapi import FastAPI
 
 from koalr_connector.copilot import CopilotValidator
-from koalr_connector.handlers import install_error_handler, register_sync_status_subscriber, router
+from koalr_connector.handlers import (
+    audit_router,
+    install_error_handler,
+    register_sync_status_subscriber,
+    router,
+)
 from koalr_connector.kafka_link import BrokerSupervisor
 from koalr_connector.outbox import KafkaPublisher, OutboxRelay
 from koalr_connector.repository import Repository
@@ -42,9 +47,7 @@ def _log_if_crashed(task: asyncio.Task[None]) -> None:
 
 
 def create_app(settings: ConnectorSettings) -> FastAPI:
-    authenticator = JwtAuthenticator(
-        settings.jwt_secret.get_secret_value(), leeway_s=settings.jwt_leeway_s
-    )
+    authenticator = JwtAuthenticator.from_settings(settings)
     sealer = Sealer.from_config(settings.sealing_keys.get_secret_value())
 
     @asynccontextmanager
@@ -114,6 +117,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             await http.aclose()
             await github_http.aclose()
             await pool.close()
+            await authenticator.aclose()
 
     app = FastAPI(
         title="koalr-connector",
@@ -125,6 +129,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
     install_error_handlers(app)
     install_error_handler(app)
     app.include_router(router)
+    app.include_router(audit_router)
 
     async def kafka_reachable() -> None:
         await wait_for_kafka(settings.kafka_bootstrap_servers, timeout_s=3)

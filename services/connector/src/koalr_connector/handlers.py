@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar, cast
 import asyncpg
 import stamina
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response, Security
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from faststream import AckPolicy
@@ -20,6 +20,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 
 from koalr_connector.errors import ConnectorError
 from koalr_connector.instruments import SYNC_STATUS_EVENTS
+from koalr_connector.repository import Repository
 from koalr_connector.schemas import (
     ConnectRequest,
     CredentialsUpdate,
@@ -34,7 +35,9 @@ from koalr_connector.service import ConnectorService
 from koalr_connector.settings import ConnectorSettings
 from koalr_contracts import EventDecodeError, SyncStatusChanged, decode_event, topics
 from koalr_providers.errors import ProviderError
-from koalr_runtime.auth import JwtAuthenticator, authorize
+from koalr_runtime import audit
+from koalr_runtime.audit import AuditLogPage
+from koalr_runtime.auth import JwtAuthenticator, Principal, authorize
 from koalr_runtime.http import error_response
 from koalr_runtime.kafka import dead_letter_for, publish_event
 from koalr_runtime.logs import bind_correlation, get_logger
@@ -64,8 +67,9 @@ class AdminRoute(APIRoute):
 
         async def authenticated(request: Request) -> Response:
             authenticator = cast("JwtAuthenticator", request.app.state.authenticator)
-            principal = authenticator.authenticate(request.headers.get("authorization"))
+            principal = await authenticator.authenticate(request.headers.get("authorization"))
             authorize(principal, str(request.path_params.get("org_id")), admin_only=True)
+            request.state.principal = principal
             return await handler(request)
 
         return authenticated
@@ -87,7 +91,13 @@ def get_service(request: Request) -> ConnectorService:
     return cast("ConnectorService", request.app.state.service)
 
 
+def get_caller(request: Request) -> Principal:
+    """The caller :class:`AdminRoute` authenticated (the actor of the audit log)."""
+    return cast("Principal", request.state.principal)
+
+
 Service = Annotated[ConnectorService, Depends(get_service)]
+Caller = Annotated[Principal, Depends(get_caller)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
@@ -106,7 +116,14 @@ router = APIRouter(
     prefix="/v1/orgs/{org_id}/integrations",
     tags=["integrations"],
     route_class=AdminRoute,
-    dependencies=[Security(HTTPBearer(auto_error=False, description="A platform JWT (HS256)."))],
+    dependencies=[
+        Security(
+            HTTPBearer(
+                auto_error=False,
+                description="A platform JWT (HS256 or, from the JWKS, RS256/EdDSA).",
+            )
+        )
+    ],
     responses=_ERRORS,
 )
 
@@ -122,15 +139,19 @@ router = APIRouter(
     },
 )
 async def connect(
-    org_id: str, body: Annotated[ConnectRequest, Body()], service: Service, response: Response
+    org_id: str,
+    body: Annotated[ConnectRequest, Body()],
+    service: Service,
+    actor: Caller,
+    response: Response,
 ) -> IntegrationOut:
     if isinstance(body, CursorConnect):
         integration = await service.connect_cursor(
-            org_id, body.api_key.get_secret_value(), body.team_id
+            org_id, body.api_key.get_secret_value(), body.team_id, actor=actor
         )
     else:
         integration = await service.connect_github_copilot(
-            org_id, body.token.get_secret_value(), body.github_org
+            org_id, body.token.get_secret_value(), body.github_org, actor=actor
         )
     response.headers["Location"] = f"/v1/orgs/{org_id}/integrations/{integration.id}"
     return IntegrationOut.of(integration)
@@ -158,12 +179,14 @@ async def rotate_credentials(
     integration_id: str,
     body: Annotated[CredentialsUpdate, Body()],
     service: Service,
+    actor: Caller,
 ) -> IntegrationOut:
     integration = await service.rotate_credentials(
         org_id,
         integration_id,
         api_key=body.api_key.get_secret_value() if body.api_key else None,
         token=body.token.get_secret_value() if body.token else None,
+        actor=actor,
     )
     return IntegrationOut.of(integration)
 
@@ -178,10 +201,12 @@ async def request_sync(
     org_id: str,
     integration_id: str,
     service: Service,
+    actor: Caller,
     body: Annotated[SyncRequest | None, Body()] = None,
 ) -> SyncAccepted:
     days = body.days if body is not None else SyncRequest().days
-    return SyncAccepted(job_id=await service.request_sync(org_id, integration_id, days))
+    job_id = await service.request_sync(org_id, integration_id, days, actor=actor)
+    return SyncAccepted(job_id=job_id)
 
 
 @router.delete(
@@ -191,10 +216,37 @@ async def request_sync(
     summary="Disconnect (with `purge=true`, stored usage is deleted too)",
 )
 async def disconnect(
-    org_id: str, integration_id: str, service: Service, purge: bool = False
+    org_id: str, integration_id: str, service: Service, actor: Caller, purge: bool = False
 ) -> Response:
-    await service.disconnect(org_id, integration_id, purge=purge)
+    await service.disconnect(org_id, integration_id, purge=purge, actor=actor)
     return Response(status_code=204)
+
+
+audit_router = APIRouter(
+    prefix="/v1/orgs/{org_id}/audit-log",
+    tags=["audit"],
+    route_class=AdminRoute,
+    dependencies=[Security(HTTPBearer(auto_error=False, description="A platform JWT."))],
+    responses={k: v for k, v in _ERRORS.items() if k in (401, 403, 422)},
+)
+
+
+@audit_router.get(
+    "",
+    response_model=AuditLogPage,
+    summary="The connector's audit log of the organisation (newest first)",
+    description="Admin actions this service performed for the organisation: connect, rotate, "
+    "resync, disconnect, and the operator's credential re-seal. Page with `before` set to the "
+    "previous page's `next_before`.",
+)
+async def get_audit_log(
+    org_id: str,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 50,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> AuditLogPage:
+    repository = cast("Repository", request.app.state.repository)
+    return await repository.audit_page(org_id, limit=limit, before=before)
 
 
 # --- Kafka --------------------------------------------------------------------------------------

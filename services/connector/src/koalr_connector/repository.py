@@ -1,4 +1,5 @@
-"""All SQL of the connector: integrations and the transactional outbox.
+"""All SQL of the connector: integrations, the transactional outbox and the audit log (whose
+SQL is shared by the services, in ``koalr_runtime.audit``).
 
 Table names are qualified with the service's schema, so any pooled connection works.
 """
@@ -16,6 +17,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from koalr_connector.integrations import Integration, SyncError, SyncSummary
 from koalr_connector.outbox import OutboxMessage, PendingMessage
+from koalr_runtime import audit as audit_log
 
 Conn: TypeAlias = "PoolConnectionProxy[Any]"
 
@@ -56,6 +58,7 @@ def _integration(row: asyncpg.Record) -> Integration:
 class Repository:
     def __init__(self, pool: asyncpg.Pool[Any], schema: str) -> None:
         self._pool = pool
+        self._schema = schema
         self._integrations = f'"{schema}".integrations'
         self._outbox = f'"{schema}".outbox'
 
@@ -63,6 +66,35 @@ class Repository:
     async def transaction(self) -> AsyncIterator[Conn]:
         async with self._pool.acquire() as conn, conn.transaction():
             yield conn
+
+    # --- audit log --------------------------------------------------------------------------
+
+    async def audit(
+        self,
+        conn: Conn,
+        *,
+        org_id: str,
+        actor: audit_log.Actor,
+        action: audit_log.AuditAction,
+        target: str,
+        details: dict[str, Any],
+    ) -> int:
+        return await audit_log.record(
+            conn,
+            org_id=org_id,
+            actor=actor,
+            action=action,
+            target=target,
+            details=details,
+            schema=self._schema,
+        )
+
+    async def audit_page(
+        self, org_id: str, *, limit: int, before: int | None
+    ) -> audit_log.AuditLogPage:
+        return await audit_log.page(
+            self._pool, org_id=org_id, limit=limit, before=before, schema=self._schema
+        )
 
     # --- integrations -----------------------------------------------------------------------
 
@@ -124,10 +156,17 @@ class Repository:
         )
         return [_integration(r) for r in rows]
 
-    async def list_live_credentials(self, conn: Conn, *, lock: bool = False) -> list[Integration]:
+    async def live_credentials_after(
+        self, conn: Conn, after: UUID | None, *, limit: int
+    ) -> list[Integration]:
+        """The next ``limit`` live integrations holding a credential, by id after ``after``,
+        locked until the transaction ends (a concurrent rotation waits, and vice versa)."""
         rows = await conn.fetch(
             f"SELECT {_INTEGRATION_COLUMNS} FROM {self._integrations} "  # noqa: S608
-            "WHERE disconnected_at IS NULL ORDER BY id" + (" FOR UPDATE" if lock else "")
+            "WHERE disconnected_at IS NULL AND sealed_credential IS NOT NULL "
+            "AND ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2 FOR UPDATE",
+            after,
+            limit,
         )
         return [_integration(r) for r in rows]
 

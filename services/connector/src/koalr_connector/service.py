@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -47,8 +47,9 @@ from koalr_contracts import (
 )
 from koalr_providers.cursor import CursorPlanDetector
 from koalr_providers.errors import ProviderError
+from koalr_runtime.audit import Actor, AuditAction
 from koalr_runtime.logs import get_logger
-from koalr_runtime.sealing import Sealer
+from koalr_runtime.sealing import Sealer, SealingError
 
 log = get_logger(__name__)
 
@@ -60,6 +61,40 @@ Standing = tuple[ErrorCode, str] | None
 T = TypeVar("T")
 
 IntegrationEvent = IntegrationConnected | IntegrationCredentialsRotated | IntegrationDisconnected
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorActor:
+    """The actor of an operator command in the audit log (it has no token)."""
+
+    sub: str
+    email: str | None = None
+
+
+RESEAL_ACTOR = OperatorActor(sub="operator:koalr-connector reseal")
+
+
+@dataclass(slots=True)
+class ResealReport:
+    """What a re-seal run did (counts only; never a credential)."""
+
+    key_id: str
+    scanned: int = 0
+    resealed: int = 0
+    current: int = 0
+    batches: int = 0
+    failed: list[str] = field(default_factory=list)
+    """Integration ids whose credential did not open."""
+
+    def summary(self) -> str:
+        line = (
+            f"re-sealed {self.resealed} credential(s) with key {self.key_id}; "
+            f"{self.current} already current; {len(self.failed)} could not be opened "
+            f"({self.scanned} scanned in {self.batches} batch(es))"
+        )
+        if self.failed:
+            line += "; not opened: " + ", ".join(self.failed)
+        return line
 
 
 def _today() -> date:
@@ -88,15 +123,24 @@ class ConnectorService:
 
     # --- connect ----------------------------------------------------------------------------
 
-    async def connect_cursor(self, org_id: str, api_key: str, team_id: str) -> Integration:
+    async def connect_cursor(
+        self, org_id: str, api_key: str, team_id: str, *, actor: Actor
+    ) -> Integration:
         return await self._connect(
-            org_id, "cursor", team_id, api_key, lambda: self._check_cursor(api_key)
+            org_id, "cursor", team_id, api_key, lambda: self._check_cursor(api_key), actor=actor
         )
 
-    async def connect_github_copilot(self, org_id: str, token: str, github_org: str) -> Integration:
+    async def connect_github_copilot(
+        self, org_id: str, token: str, github_org: str, *, actor: Actor
+    ) -> Integration:
         login = github_login(github_org)
         return await self._connect(
-            org_id, "github_copilot", login, token, lambda: self._check_copilot(token, login)
+            org_id,
+            "github_copilot",
+            login,
+            token,
+            lambda: self._check_copilot(token, login),
+            actor=actor,
         )
 
     async def _connect(
@@ -106,6 +150,8 @@ class ConnectorService:
         external_id: str,
         secret: str,
         validate: Callable[[], Awaitable[tuple[Plan, Standing]]],
+        *,
+        actor: Actor,
     ) -> Integration:
         """Refuse a duplicate, ask the provider (nothing is stored before), then store."""
         _check_org_id(org_id)
@@ -116,7 +162,7 @@ class ConnectorService:
                 raise AlreadyConnectedError(provider, external_id, existing)
             plan, standing = await validate()
             integration = await self._store_new(
-                org_id, provider, external_id, plan, secret, standing=standing
+                org_id, provider, external_id, plan, secret, standing=standing, actor=actor
             )
         except (ConnectorError, ProviderError) as exc:
             CONNECTS.labels(provider, exc.code).inc()
@@ -135,6 +181,7 @@ class ConnectorService:
         secret: str,
         *,
         standing: Standing,
+        actor: Actor,
     ) -> Integration:
         integration_id = uuid4()
         status: Literal["active", "degraded"] = "active" if standing is None else "degraded"
@@ -168,6 +215,18 @@ class ConnectorService:
             async with self._repository.transaction() as conn:
                 stored = await self._repository.insert(conn, draft)
                 await self._announce(conn, event)
+                await self._audit(
+                    conn,
+                    stored,
+                    actor,
+                    "integration.connect",
+                    {
+                        "provider": provider,
+                        "external_id": external_id,
+                        "plan": plan,
+                        "status": stored.status,
+                    },
+                )
         except asyncpg.UniqueViolationError:
             async with self._repository.transaction() as conn:
                 existing = await self._repository.find_live_id(conn, org_id, provider, external_id)
@@ -201,7 +260,13 @@ class ConnectorService:
     # --- rotate -----------------------------------------------------------------------------
 
     async def rotate_credentials(
-        self, org_id: str, integration_id: str, *, api_key: str | None, token: str | None
+        self,
+        org_id: str,
+        integration_id: str,
+        *,
+        api_key: str | None,
+        token: str | None,
+        actor: Actor,
     ) -> Integration:
         current = await self.get_integration(org_id, integration_id)
         if current.provider == "cursor":
@@ -247,6 +312,13 @@ class ConnectorService:
                 sealed_credential=sealed,
             )
             await self._announce(conn, event)
+            await self._audit(
+                conn,
+                stored,
+                actor,
+                "integration.rotate_credentials",
+                {"provider": stored.provider, "plan": plan, "status": stored.status},
+            )
         self._on_outbox_write()
         log.info(
             "integration.credentials_rotated",
@@ -260,7 +332,9 @@ class ConnectorService:
 
     # --- resync -----------------------------------------------------------------------------
 
-    async def request_sync(self, org_id: str, integration_id: str, days: int) -> UUID:
+    async def request_sync(
+        self, org_id: str, integration_id: str, days: int, *, actor: Actor
+    ) -> UUID:
         uid = _parse_id(integration_id)
         today = self._today()
         async with self._repository.transaction() as conn:
@@ -277,6 +351,18 @@ class ConnectorService:
                 window_end=today,
             )
             await self._enqueue(conn, topics.SYNC_JOBS, event)
+            await self._audit(
+                conn,
+                current,
+                actor,
+                "integration.resync",
+                {
+                    "days": days,
+                    "job_id": str(event.job_id),
+                    "window_start": event.window_start.isoformat(),
+                    "window_end": event.window_end.isoformat(),
+                },
+            )
         self._on_outbox_write()
         log.info(
             "integration.sync_requested",
@@ -290,7 +376,9 @@ class ConnectorService:
 
     # --- disconnect -------------------------------------------------------------------------
 
-    async def disconnect(self, org_id: str, integration_id: str, *, purge: bool) -> None:
+    async def disconnect(
+        self, org_id: str, integration_id: str, *, purge: bool, actor: Actor
+    ) -> None:
         uid = _parse_id(integration_id)
         async with self._repository.transaction() as conn:
             gone = await self._repository.disconnect(conn, org_id, uid)
@@ -304,6 +392,13 @@ class ConnectorService:
                 purge=purge,
             )
             await self._announce(conn, event)
+            await self._audit(
+                conn,
+                gone,
+                actor,
+                "integration.disconnect",
+                {"provider": gone.provider, "purge": purge},
+            )
         self._on_outbox_write()
         log.info(
             "integration.disconnected",
@@ -331,39 +426,82 @@ class ConnectorService:
 
     # --- sealing-key rotation ---------------------------------------------------------------
 
-    async def reseal_credentials(self) -> int:
+    async def reseal_credentials(self, *, batch_size: int = 100) -> ResealReport:
         """Re-seal every stored credential sealed with an older key than the active one.
 
-        Each re-sealed credential is announced with ``IntegrationCredentialsRotated`` (same
-        plan), so the syncer holds the new form before the old key is retired.
+        Works through the live integrations by id, ``batch_size`` at a time, one transaction per
+        batch: an interrupted run keeps what it committed, and running again finishes the rest
+        (credentials already under the active key are left alone, so a rerun is harmless).
+        Each re-sealed credential is announced with ``IntegrationCredentialsRotated`` (same plan),
+        so the syncer holds the new form before the old key is retired, and recorded in the
+        org's audit log. A credential that does not open (its key is no longer configured, or it
+        was tampered with) is counted and named by integration id, never by value.
         """
-        count = 0
-        async with self._repository.transaction() as conn:
-            for current in await self._repository.list_live_credentials(conn, lock=True):
-                sealed = current.sealed_credential
-                if sealed is None or not self._sealer.needs_reseal(sealed):
-                    continue
-                context = str(current.id)
-                resealed = self._sealer.seal(
-                    self._sealer.open(sealed, context=context), context=context
-                )
-                stored = await self._repository.save_state(
-                    conn, replace(current, sealed_credential=resealed)
-                )
-                event = IntegrationCredentialsRotated(
-                    org_id=stored.org_id,
-                    integration_id=stored.id,
-                    correlation_id=stored.correlation_id,
-                    provider=stored.provider,
-                    plan=stored.plan,
-                    sealed_credential=resealed,
-                )
-                await self._announce(conn, event)
-                count += 1
-        if count:
-            self._on_outbox_write()
-        log.info("integration.credentials_resealed", count=count)
-        return count
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        report = ResealReport(key_id=self._sealer.active_key_id)
+        after: UUID | None = None
+        while True:
+            async with self._repository.transaction() as conn:
+                batch = await self._repository.live_credentials_after(conn, after, limit=batch_size)
+                resealed = [await self._reseal_one(conn, current, report) for current in batch]
+            if not batch:
+                break
+            report.batches += 1
+            after = batch[-1].id
+            if any(resealed):
+                self._on_outbox_write()
+            log.info(
+                "integration.reseal_batch",
+                batch=report.batches,
+                resealed=report.resealed,
+                current=report.current,
+                failed=len(report.failed),
+            )
+        log.info(
+            "integration.credentials_resealed",
+            key_id=report.key_id,
+            resealed=report.resealed,
+            current=report.current,
+            failed=len(report.failed),
+        )
+        return report
+
+    async def _reseal_one(self, conn: Conn, current: Integration, report: ResealReport) -> bool:
+        sealed = current.sealed_credential
+        report.scanned += 1
+        if sealed is None or not self._sealer.needs_reseal(sealed):
+            report.current += 1
+            return False
+        context = str(current.id)
+        try:
+            plaintext = self._sealer.open(sealed, context=context)
+        except SealingError as exc:
+            report.failed.append(context)
+            log.warning("integration.reseal_failed", integration_id=context, reason=str(exc))
+            return False
+        resealed = self._sealer.seal(plaintext, context=context)
+        stored = await self._repository.save_state(
+            conn, replace(current, sealed_credential=resealed)
+        )
+        event = IntegrationCredentialsRotated(
+            org_id=stored.org_id,
+            integration_id=stored.id,
+            correlation_id=stored.correlation_id,
+            provider=stored.provider,
+            plan=stored.plan,
+            sealed_credential=resealed,
+        )
+        await self._announce(conn, event)
+        await self._audit(
+            conn,
+            stored,
+            RESEAL_ACTOR,
+            "integration.reseal",
+            {"sealing_key_id": report.key_id, "previous_sealing_key_id": sealed.split(".")[1]},
+        )
+        report.resealed += 1
+        return True
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -391,6 +529,24 @@ class ConnectorService:
             raise type(exc)(f"{exc.message} Nothing was saved.") from None
         VALIDATIONS.labels(provider, label(answer)).inc()
         return answer
+
+    async def _audit(
+        self,
+        conn: Conn,
+        integration: Integration,
+        actor: Actor,
+        action: AuditAction,
+        details: dict[str, Any],
+    ) -> None:
+        """Record an admin action in the audit log, in the transaction that performs it."""
+        await self._repository.audit(
+            conn,
+            org_id=integration.org_id,
+            actor=actor,
+            action=action,
+            target=str(integration.id),
+            details=details,
+        )
 
     async def _announce(self, conn: Conn, event: IntegrationEvent) -> None:
         """Put an integration event in the outbox with the integration's next sequence.

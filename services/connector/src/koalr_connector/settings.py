@@ -58,6 +58,12 @@ class ConnectorSettings(ServiceSettings, ProviderSettings, SealingSettings, Auth
     outbox_retention_h: float = Field(
         default=168.0, gt=0, description="Published outbox rows are deleted after this long."
     )
+    reseal_batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Credentials re-sealed per transaction by `koalr-connector reseal`.",
+    )
     kafka_start_retry_max_s: float = Field(
         default=15.0, gt=0, description="Longest pause between attempts to reach Kafka at start."
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
@@ -16,7 +17,7 @@ from faststream.kafka import KafkaBroker
 from koalr_contracts import topics
 from koalr_metrics.alerts import AlertsPublisher, kafka_publisher
 from koalr_metrics.decoder import create_decoder
-from koalr_metrics.handlers import BEARER_SCHEME, register_subscribers, router
+from koalr_metrics.handlers import BEARER_SCHEME, audit_router, register_subscribers, router
 from koalr_metrics.insights import AnomalyRule
 from koalr_metrics.repository import InsightsRepository, MetricsRepository
 from koalr_metrics.service import AnalyticsService, IngestService, InsightsService
@@ -62,6 +63,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
     broker = broker or make_broker(settings, client_id="metrics")
     services = Services()
     usage_consumer = register_subscribers(broker, settings, services)
+    authenticator = JwtAuthenticator.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,42 +91,27 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             app.state.repository = repository
             app.state.ingest = services.ingest
             app.state.analytics = AnalyticsService(repository)
-            insights_repository = InsightsRepository(pool)
-            app.state.insights = InsightsService(
-                repository,
-                insights_repository,
-                AnomalyRule(settings.anomaly_mad_k, settings.anomaly_min_delta_cents),
-            )
-            app.state.alerts = AlertsPublisher(
-                app.state.insights,
-                insights_repository,
-                kafka_publisher(broker, settings.topic(topics.ALERTS)),
-                lookback_days=settings.alerts_lookback_days,
-            )
+            app.state.insights, app.state.alerts = _insights(settings, pool, repository, broker)
             await ensure_topics(
                 settings.kafka_bootstrap_servers,
                 [settings.topic(t) for t in (*CONSUMED_TOPICS, topics.DEAD_LETTERS, topics.ALERTS)],
                 partitions=settings.topic_partitions,
             )
             await broker.start()
-            alerts_task = (
-                asyncio.create_task(app.state.alerts.run_forever(settings.alerts_interval_s))
-                if settings.alerts_interval_s > 0
-                else None
-            )
+            jobs = BackgroundJobs()
+            if settings.alerts_interval_s > 0:
+                jobs.start(app.state.alerts.run_forever(settings.alerts_interval_s))
             log.info("metrics.started", schema=settings.db_schema)
             try:
                 yield
             finally:
-                if alerts_task is not None:
-                    alerts_task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await alerts_task
+                await jobs.stop()
                 await usage_consumer.close()
                 await broker.stop()
         finally:
             await decoder.close()
             await pool.close()
+            await authenticator.aclose()
 
     app = MetricsAPI(
         title="koalr-metrics",
@@ -132,9 +119,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
         description="Role-filtered AI coding-assistant analytics (DAU, requests, models, spend).",
         lifespan=lifespan,
     )
-    app.state.authenticator = JwtAuthenticator(
-        settings.jwt_secret.get_secret_value(), leeway_s=settings.jwt_leeway_s
-    )
+    app.state.authenticator = authenticator
     app.state.broker = broker
     install_error_handlers(app)
 
@@ -149,10 +134,50 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
         app, "metrics", [("kafka", kafka_reachable), ("postgres", postgres_reachable)]
     )
     app.include_router(router)
+    app.include_router(audit_router)
     app.mount(
         "/dashboard", StaticFiles(directory=DASHBOARD, html=True, check_dir=False), name="dashboard"
     )
     return app
+
+
+def _insights(
+    settings: MetricsSettings,
+    pool: asyncpg.Pool[Any],
+    repository: MetricsRepository,
+    broker: KafkaBroker,
+) -> tuple[InsightsService, AlertsPublisher]:
+    """The insights service and the alerts outbox that publishes what it finds."""
+    insights_repository = InsightsRepository(pool)
+    insights = InsightsService(
+        repository,
+        insights_repository,
+        AnomalyRule(settings.anomaly_mad_k, settings.anomaly_min_delta_cents),
+    )
+    alerts = AlertsPublisher(
+        insights,
+        insights_repository,
+        kafka_publisher(broker, settings.topic(topics.ALERTS)),
+        lookback_days=settings.alerts_lookback_days,
+    )
+    return insights, alerts
+
+
+class BackgroundJobs:
+    """The service's periodic jobs: started with the broker, cancelled before it stops."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, job: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(job))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class MetricsAPI(FastAPI):

@@ -17,6 +17,7 @@ from faststream.kafka.message import KafkaMessage as KafkaMessageType
 from koalr_contracts import DeadLetter, Provider, topics
 from koalr_metrics.analytics import Policy
 from koalr_metrics.jsonio import ExactJSONResponse
+from koalr_metrics.repository import MetricsRepository
 from koalr_metrics.schemas import (
     ErrorOut,
     InsightsOut,
@@ -34,6 +35,8 @@ from koalr_metrics.service import (
     SubmittedUsage,
 )
 from koalr_metrics.settings import MetricsSettings
+from koalr_runtime import audit
+from koalr_runtime.audit import AuditLogPage
 from koalr_runtime.auth import JwtAuthenticator, Principal, authorize
 from koalr_runtime.kafka import publish_events
 from koalr_runtime.logs import bind_correlation, get_logger
@@ -361,7 +364,7 @@ resolution step on every request for documentation only)."""
 
 async def _current_principal(request: Request) -> Principal:
     authenticator: JwtAuthenticator = request.app.state.authenticator
-    return authenticator.authenticate(request.headers.get("authorization"))
+    return await authenticator.authenticate(request.headers.get("authorization"))
 
 
 PrincipalDep = Annotated[Principal, Depends(_current_principal)]
@@ -495,3 +498,26 @@ async def put_settings(
 ) -> Response:
     policy = Policy(body.members_can_see_spend, body.min_group_size, body.cursor_seat_price_cents)
     return ExactJSONResponse(await analytics.set_policy(principal, org_id, policy))
+
+
+audit_router = APIRouter(prefix="/v1/orgs/{org_id}/audit-log", tags=["audit"])
+
+
+@audit_router.get(
+    "",
+    response_model=AuditLogPage,
+    responses=_ADMIN_ERRORS,
+    dependencies=[Depends(org_admin)],
+    summary="The metrics service's audit log of the organisation (admins only, newest first)",
+    description="Admin actions this service performed for the organisation (settings changes, "
+    "and identities and member erasure where recorded). Page with `before` set to the previous "
+    "page's `next_before`.",
+)
+async def get_audit_log(
+    org_id: str,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 50,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> AuditLogPage:
+    repository: MetricsRepository = request.app.state.repository
+    return await repository.audit_page(org_id, limit=limit, before=before)

@@ -38,6 +38,7 @@ from koalr_metrics.ingest import (
 )
 from koalr_metrics.insights import SeatHolder
 from koalr_metrics.seats import ACTIVE_WINDOW, NO_SEAT_COST, BilledSeat, SeatCost, SeatCounts
+from koalr_runtime import audit
 
 Connection: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
@@ -633,31 +634,57 @@ class MetricsRepository:
             row["members_can_see_spend"], row["min_group_size"], row["cursor_seat_price_cents"]
         )
 
-    async def save_org_policy(self, org_id: str, policy: Policy, updated_by: str) -> Policy:
-        row = await self._pool.fetchrow(
-            """
-            INSERT INTO org_settings (
-                org_id, members_can_see_spend, min_group_size, cursor_seat_price_cents,
-                updated_by)
-            VALUES ($1, $2, $3, $5, $4)
-            ON CONFLICT (org_id) DO UPDATE SET
-                members_can_see_spend = EXCLUDED.members_can_see_spend,
-                min_group_size = EXCLUDED.min_group_size,
-                cursor_seat_price_cents = EXCLUDED.cursor_seat_price_cents,
-                updated_by = EXCLUDED.updated_by,
-                updated_at = now()
-            RETURNING members_can_see_spend, min_group_size, cursor_seat_price_cents
-            """,
-            org_id,
-            policy.members_can_see_spend,
-            policy.min_group_size,
-            updated_by,
-            policy.cursor_seat_price_cents,
-        )
-        assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
+    async def save_org_policy(self, org_id: str, policy: Policy, actor: audit.Actor) -> Policy:
+        """Replace the org's policy and record the change in the audit log, in one transaction."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            previous = await conn.fetchrow(
+                "SELECT members_can_see_spend, min_group_size, cursor_seat_price_cents "
+                "FROM org_settings WHERE org_id = $1 FOR UPDATE",
+                org_id,
+            )
+            row = await conn.fetchrow(
+                """
+                INSERT INTO org_settings (
+                    org_id, members_can_see_spend, min_group_size, cursor_seat_price_cents,
+                    updated_by)
+                VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (org_id) DO UPDATE SET
+                    members_can_see_spend = EXCLUDED.members_can_see_spend,
+                    min_group_size = EXCLUDED.min_group_size,
+                    cursor_seat_price_cents = EXCLUDED.cursor_seat_price_cents,
+                    updated_by = EXCLUDED.updated_by,
+                    updated_at = now()
+                RETURNING members_can_see_spend, min_group_size, cursor_seat_price_cents
+                """,
+                org_id,
+                policy.members_can_see_spend,
+                policy.min_group_size,
+                policy.cursor_seat_price_cents,
+                actor.sub,
+            )
+            assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
+            await audit.record(
+                conn,
+                org_id=org_id,
+                actor=actor,
+                action="settings.update",
+                target=org_id,
+                details={
+                    "members_can_see_spend": row["members_can_see_spend"],
+                    "min_group_size": row["min_group_size"],
+                    "cursor_seat_price_cents": row["cursor_seat_price_cents"],
+                    "previous": dict(previous) if previous is not None else None,
+                },
+            )
         return Policy(
             row["members_can_see_spend"], row["min_group_size"], row["cursor_seat_price_cents"]
         )
+
+    async def audit_page(
+        self, org_id: str, *, limit: int, before: int | None
+    ) -> audit.AuditLogPage:
+        """The org's audit log in this service (the pool's search_path names the schema)."""
+        return await audit.page(self._pool, org_id=org_id, limit=limit, before=before)
 
     async def provider_data(
         self, org_id: str, provider: str | None, day_range: DayRange, *, is_admin: bool

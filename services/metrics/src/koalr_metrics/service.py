@@ -392,7 +392,7 @@ class AnalyticsService:
 
     async def set_policy(self, principal: Principal, org_id: str, policy: Policy) -> PolicyOut:
         authorize(principal, org_id, admin_only=True)
-        saved = await self._repo.save_org_policy(org_id, policy, updated_by=principal.sub)
+        saved = await self._repo.save_org_policy(org_id, policy, actor=principal)
         log.info(
             "settings.updated",
             org_id=org_id,
