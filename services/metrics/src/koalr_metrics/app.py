@@ -14,8 +14,11 @@ from faststream.kafka import KafkaBroker
 from koalr_contracts import topics
 from koalr_metrics.decoder import create_decoder
 from koalr_metrics.handlers import BEARER_SCHEME, register_subscribers, router
+from koalr_metrics.people_handlers import router as people_router
+from koalr_metrics.people_repository import PeopleRepository
+from koalr_metrics.people_service import PeopleService
 from koalr_metrics.repository import MetricsRepository
-from koalr_metrics.service import AnalyticsService, IngestService
+from koalr_metrics.service import AnalyticsService, IngestService, utc_today
 from koalr_metrics.settings import MetricsSettings
 from koalr_runtime.auth import JwtAuthenticator
 from koalr_runtime.db import create_pool
@@ -85,6 +88,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             app.state.repository = repository
             app.state.ingest = services.ingest
             app.state.analytics = AnalyticsService(repository)
+            app.state.people = PeopleService(PeopleRepository(pool), utc_today)
             await ensure_topics(
                 settings.kafka_bootstrap_servers,
                 [settings.topic(t) for t in (*CONSUMED_TOPICS, topics.DEAD_LETTERS)],
@@ -124,6 +128,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
         app, "metrics", [("kafka", kafka_reachable), ("postgres", postgres_reachable)]
     )
     app.include_router(router)
+    app.include_router(people_router)
     app.mount(
         "/dashboard", StaticFiles(directory=DASHBOARD, html=True, check_dir=False), name="dashboard"
     )
