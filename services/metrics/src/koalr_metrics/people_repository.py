@@ -22,46 +22,53 @@ def identities_lock_key(org_id: str) -> int:
     return zlib.crc32(b"koalr-metrics:identities:" + org_id.encode())
 
 
-# A seat's cost over [$2, $3] (architecture 6b), as koalr_metrics.seats.BilledSeat.cost computes
-# it: per calendar month, price x billed days / days in the month, summed, rounded once to
-# 1e-5 cent. No tie can occur at that digit (months have 28 to 31 days) and numeric division
-# keeps at least 16 significant digits, so the sum rounds exactly as the exact fraction does.
-_SEAT_CENTS: Final = """
-(SELECT coalesce(round(sum(
-        (s.price_cents * ((least(b.last, (mo + interval '1 month - 1 day')::date)
-                           - greatest(b.first, mo::date) + 1)))::numeric
-        / extract(day FROM mo + interval '1 month - 1 day')), 5), 0)
- FROM (SELECT greatest($2::date, s.created_day) AS first,
-              least($3::date, coalesce(s.pending_cancellation_date - 1, $3::date)) AS last) b,
-      generate_series(date_trunc('month', b.first::timestamp), b.last::timestamp,
-                      interval '1 month') AS mo
- WHERE b.first <= b.last)
-"""
-
 # The people of an org over [$2, $3]: every connected integration's members as /members counts
 # them (member days in the range, plus Copilot seat holders with their seat's cost), summed per
 # tool by identity (a Cursor member's lowercased email, a Copilot member's lowercased login),
 # then joined through the org's mapping: email side FULL JOIN mapping FULL JOIN login side. A
 # row needs data on at least one side. Ordered by total spend descending, then sort key; $4 is
 # the page size (NULL: all), $5/$6 the position of the previous page's last row (NULL: first).
-_PEOPLE: Final = f"""
+#
+# Plain aggregates only (no ordered ones), so PostgreSQL hashes the member days in one pass
+# instead of sorting them: a member's email and login do not change within its key (the key is
+# the email, else github:<login>), and the name of the member's latest day in the range is the
+# second element of the greatest [day, name] pair.
+#
+# A seat's cost (architecture 6b), as koalr_metrics.seats.BilledSeat.cost computes it: per
+# calendar month of the range, price x billed days / days in the month, summed, rounded once to
+# 1e-5 cent. No tie can occur at that digit (months have 28 to 31 days) and numeric division
+# keeps at least 16 significant digits, so the sum rounds exactly as the exact fraction does.
+# The range's months are built once and joined to the seats (no per-seat subquery).
+_PEOPLE: Final = """
 WITH ints AS (
     SELECT integration_id, provider FROM integrations
     WHERE org_id = $1 AND status = 'connected'
 ), activity AS (
     SELECT m.integration_id, m.member_key,
-           (array_agg(m.email ORDER BY m.day DESC))[1] AS email,
-           (array_agg(m.login ORDER BY m.day DESC))[1] AS login,
-           (array_agg(m.name ORDER BY m.day DESC))[1] AS name,
+           max(m.email) AS email, max(m.login) AS login,
+           (max(ARRAY[m.day::text, m.name]))[2] AS name,
            (count(*) FILTER (WHERE m.is_active))::int AS active_days,
            sum(m.requests)::bigint AS requests,
            sum(m.charged_cents) AS charged_cents
     FROM member_days m JOIN ints USING (integration_id)
     WHERE m.day BETWEEN $2 AND $3
     GROUP BY m.integration_id, m.member_key
+), months AS (
+    SELECT mo::date AS first_day, (mo + interval '1 month - 1 day')::date AS last_day,
+           extract(day FROM mo + interval '1 month - 1 day') AS days
+    FROM generate_series(date_trunc('month', $2::timestamp), $3::timestamp, interval '1 month')
+        AS mo
 ), seat AS (
-    SELECT s.integration_id, s.member_key, s.login, s.email, s.name, {_SEAT_CENTS} AS cents
-    FROM seats s JOIN ints USING (integration_id)
+    SELECT s.integration_id, s.member_key, min(s.login) AS login, min(s.email) AS email,
+           min(s.name) AS name,
+           round(sum(
+               (s.price_cents * greatest(0,
+                   least($3::date, mo.last_day,
+                         coalesce(s.pending_cancellation_date - 1, $3::date))
+                   - greatest($2::date, mo.first_day, s.created_day) + 1))::numeric
+               / mo.days), 5) AS cents
+    FROM seats s JOIN ints USING (integration_id) CROSS JOIN months mo
+    GROUP BY s.integration_id, s.member_key
 ), member AS (
     SELECT ints.provider,
            CASE WHEN ints.provider = 'cursor'
@@ -107,7 +114,7 @@ WHERE $5::numeric IS NULL
    OR total_spend_cents < $5 OR (total_spend_cents = $5 AND sort_key > $6::text)
 ORDER BY total_spend_cents DESC, sort_key
 LIMIT $4
-"""  # noqa: S608 - composed of constants only
+"""
 
 
 class PeopleRepository:
