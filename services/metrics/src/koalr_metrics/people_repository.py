@@ -29,10 +29,11 @@ def identities_lock_key(org_id: str) -> int:
 # row needs data on at least one side. Ordered by total spend descending, then sort key; $4 is
 # the page size (NULL: all), $5/$6 the position of the previous page's last row (NULL: first).
 #
-# Plain aggregates only (no ordered ones), so PostgreSQL hashes the member days in one pass
-# instead of sorting them: a member's email and login do not change within its key (the key is
-# the email, else github:<login>), and the name of the member's latest day in the range is the
-# second element of the greatest [day, name] pair.
+# The member days are read once, by plain aggregates (PostgreSQL hashes them, in parallel where
+# it can, instead of sorting them), together with each member's latest day in the range; the
+# email, login and name of that day (what /members shows) then come from one primary-key
+# lookup per member (LIMIT 1 keeps the lookup a nested loop rather than a second scan). The
+# integrations are an array computed once, so the scan filters by a plain comparison.
 #
 # A seat's cost (architecture 6b), as koalr_metrics.seats.BilledSeat.cost computes it: per
 # calendar month of the range, price x billed days / days in the month, summed, rounded once to
@@ -44,15 +45,24 @@ WITH ints AS (
     SELECT integration_id, provider FROM integrations
     WHERE org_id = $1 AND status = 'connected'
 ), activity AS (
-    SELECT m.integration_id, m.member_key,
-           max(m.email) AS email, max(m.login) AS login,
-           (max(ARRAY[m.day::text, m.name]))[2] AS name,
-           (count(*) FILTER (WHERE m.is_active))::int AS active_days,
-           sum(m.requests)::bigint AS requests,
-           sum(m.charged_cents) AS charged_cents
-    FROM member_days m JOIN ints USING (integration_id)
-    WHERE m.day BETWEEN $2 AND $3
-    GROUP BY m.integration_id, m.member_key
+    SELECT t.integration_id, t.member_key, l.email, l.login, l.name, t.active_days,
+           t.requests, t.charged_cents
+    FROM (
+        SELECT m.integration_id, m.member_key, max(m.day) AS last_day,
+               (count(*) FILTER (WHERE m.is_active))::int AS active_days,
+               sum(m.requests)::bigint AS requests,
+               sum(m.charged_cents) AS charged_cents
+        FROM member_days m
+        WHERE m.integration_id = ANY (ARRAY(SELECT integration_id FROM ints))
+          AND m.day BETWEEN $2 AND $3
+        GROUP BY m.integration_id, m.member_key
+    ) t
+    CROSS JOIN LATERAL (
+        SELECT l.email, l.login, l.name FROM member_days l
+        WHERE l.integration_id = t.integration_id AND l.day = t.last_day
+          AND l.member_key = t.member_key
+        LIMIT 1
+    ) l
 ), months AS (
     SELECT mo::date AS first_day, (mo + interval '1 month - 1 day')::date AS last_day,
            extract(day FROM mo + interval '1 month - 1 day') AS days
