@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -572,6 +573,7 @@ async def test_a_mapping_of_100000_rows_replaces_atomically_and_fast(seeded: See
         {"email": seeded.emails[3], "github_login": seeded.logins[0]},
     ]
     path = f"/v1/orgs/{big_org}/ai-analytics/identities"
+    copy_s = await _raw_copy_seconds(seeded.settings.database_url, rows)
     started = time.perf_counter()
     response = await seeded.client.put(path, headers=auth(big_org), json={"identities": rows})
     first_s = time.perf_counter() - started
@@ -580,9 +582,13 @@ async def test_a_mapping_of_100000_rows_replaces_atomically_and_fast(seeded: See
     response = await seeded.client.put(path, headers=auth(big_org), json={"identities": rows})
     replace_s = time.perf_counter() - started
     assert (response.status_code, response.json()) == (200, {"identities": 100_000})
-    # Well under a second or two on an idle machine; generous for a loaded CI runner.
-    assert first_s < 10, f"first PUT of 100,000 rows took {first_s:.2f} s"
-    assert replace_s < 10, f"replacing 100,000 rows took {replace_s:.2f} s"
+    # About 1 to 3 s on this 2-core machine shared with other test runs (the COPY alone: about
+    # 1 s). Compared with a raw COPY of the same rows into the same kind of table, measured
+    # just before under the same load: the request (JSON, validation, delete, COPY) stays
+    # within a few times it, where row-by-row inserts would take tens of times it.
+    budget_s = 5 * copy_s + 2
+    assert first_s < budget_s, f"first PUT {first_s:.2f} s, raw COPY {copy_s:.2f} s"
+    assert replace_s < budget_s, f"replacing PUT {replace_s:.2f} s, raw COPY {copy_s:.2f} s"
     listed = (await seeded.client.get(path, headers=auth(big_org))).json()["identities"]
     assert len(listed) == 100_000
     assert listed == sorted(listed, key=lambda m: m["email"])
@@ -592,3 +598,22 @@ async def test_a_mapping_of_100000_rows_replaces_atomically_and_fast(seeded: See
     response = await seeded.client.put(path, headers=auth(big_org), json={"identities": too_many})
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_request"
+
+
+async def _raw_copy_seconds(dsn: str, rows: list[dict[str, str]]) -> float:
+    """Seconds of a bare COPY of ``rows`` into an empty table shaped like ``identities``."""
+    records = [("org-copy", r["email"].lower(), r["github_login"].lower()) for r in rows]
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "CREATE TEMP TABLE copy_baseline (LIKE metrics.identities INCLUDING ALL) "
+                "ON COMMIT DROP"
+            )
+            started = time.perf_counter()
+            await conn.copy_records_to_table(
+                "copy_baseline", records=records, columns=("org_id", "email", "github_login")
+            )
+            return time.perf_counter() - started
+    finally:
+        await conn.close()
