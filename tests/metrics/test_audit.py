@@ -174,3 +174,29 @@ async def test_the_shared_record_call_writes_in_the_callers_transaction(
     assert [(e.seq, e.action, e.details) for e in page.entries] == [
         (seq, "identities.replace", {"identities": 12})
     ]
+
+
+async def test_an_identities_replacement_is_recorded_without_the_rows(
+    metrics: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, _ = metrics
+    org = new_org()
+    url = f"/v1/orgs/{org}/ai-analytics/identities"
+    first = [{"email": "ada@example.com", "github_login": "ada-l"}]
+    second = [
+        {"email": "ada@example.com", "github_login": "ada-l"},
+        {"email": "bob@example.com", "github_login": "bob-b"},
+    ]
+    for rows in (first, second):
+        put = await client.put(url, json={"identities": rows}, headers=platform_token(org))
+        assert put.status_code == 200, put.text
+    refused = await client.put(url, json={"identities": [{"email": "x"}]}, headers=auth(org))
+    assert refused.status_code == 422
+
+    listed = await client.get(f"/v1/orgs/{org}/audit-log", headers=platform_token(org))
+    assert listed.status_code == 200, listed.text
+    newest, oldest = listed.json()["entries"]
+    assert (newest["action"], oldest["action"]) == ("identities.replace", "identities.replace")
+    assert oldest["details"] == {"identities": 1, "replaced": 0}
+    assert newest["details"] == {"identities": 2, "replaced": 1}
+    assert "ada@example.com" not in listed.text  # counts only, not the people

@@ -563,6 +563,87 @@ def check_against_truth(demo: Demo, connected: Connected, entry: dict[str, Any])
     return all(checks.values())
 
 
+def print_people_across_tools(demo: Demo, pairs: int = 30) -> bool:
+    """Map people across the tools, print the cross-tool table, check it against ``/members``.
+
+    The demo plays the platform, which knows who is who: it pairs the first ``pairs`` Cursor
+    members (by email) with the first ``pairs`` Copilot seat holders (by login), PUTs that
+    mapping, and prints the top rows of ``/people``. Each person's per-tool figures must be
+    exactly the ones ``/members`` gives for that email or login.
+    """
+    base = f"{demo.stack.metrics.base_url}/v1/orgs/{ORG_ID}/ai-analytics"
+    headers = {"Authorization": f"Bearer {demo.admin_token}"}
+    members: list[dict[str, Any]] = demo._json(
+        demo.http.get(f"{base}/members", headers=headers, params={"days": 30})
+    )["members"]
+    emails = sorted({m["email"].lower() for m in members if m["provider"] == "cursor"})
+    logins = sorted({m["login"].lower() for m in members if m["provider"] == "github_copilot"})
+    mapping = [
+        {"email": e, "github_login": g}
+        for e, g in zip(emails[:pairs], logins[:pairs], strict=False)
+    ]
+    stored = demo._json(
+        demo.http.put(f"{base}/identities", headers=headers, json={"identities": mapping})
+    )
+    people: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"days": 30, "limit": 500}
+    while True:
+        page = demo._json(demo.http.get(f"{base}/people", headers=headers, params=params))
+        people += page["people"]
+        if page["next"] is None:
+            break
+        params["cursor"] = page["next"]
+    heading(
+        f"People across tools ({stored['identities']} emails mapped to GitHub logins; "
+        f"{len(people)} people, top 12 by spend)"
+    )
+    say(
+        "(The sandbox's two accounts are different people: the demo pairs Cursor emails and "
+        "Copilot logins in\nalphabetical order, where a platform would PUT the pairs its "
+        "directory knows.)"
+    )
+    rows = [
+        (
+            p["email"] or "-",
+            p["github_login"] or "-",
+            dollars(p["cursor"]["spend_cents"]) if p["cursor"] else "-",
+            dollars(p["github_copilot"]["spend_cents"]) if p["github_copilot"] else "-",
+            dollars(p["total_spend_cents"]),
+        )
+        for p in people[:12]
+    ]
+    say(table(("email", "GitHub login", "Cursor", "Copilot", "total"), rows, "llrrr"))
+    expected: dict[tuple[str, str], list[Any]] = {}
+    for m in members:
+        key = (
+            ("cursor", m["email"].lower())
+            if m["provider"] == "cursor"
+            else ("github_copilot", m["login"].lower())
+        )
+        sums = expected.setdefault(key, [0, 0, Decimal(0)])
+        sums[0] += m["active_days"]
+        sums[1] += m["requests"]
+        sums[2] += Decimal(str(m["spend_cents"]))
+    got: dict[tuple[str, str], list[Any]] = {}
+    for p in people:
+        for provider, ident in (("cursor", p["email"]), ("github_copilot", p["github_login"])):
+            figures = p[provider]
+            if figures is not None:
+                got[provider, ident] = [
+                    figures["active_days"],
+                    figures["requests"],
+                    Decimal(str(figures["spend_cents"])),
+                ]
+    both = sum(1 for p in people if p["cursor"] and p["github_copilot"])
+    exact = got == expected and both == len(mapping)
+    say(
+        f"{'each person equals /members, ' + str(both) + ' people in both tools:':<42} "
+        f"{'exact' if exact else 'MISMATCH'}"
+    )
+    say(f'curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "{base}/people?days=30&format=csv"')
+    return exact
+
+
 def print_degraded(demo: Demo, degraded: Sequence[Connected]) -> None:
     heading("Degraded integrations, with their reason")
     for connected in degraded:
@@ -662,6 +743,7 @@ def main() -> int:
                 check_against_truth(demo, link, entry)
                 for link, entry in zip(synced, entries, strict=True)
             ]
+            results.append(print_people_across_tools(demo))
             exact = all(results)
             print_degraded(demo, degraded)
             print_curl(demo, synced[0].integration_id)

@@ -19,8 +19,11 @@ from koalr_metrics.alerts import AlertsPublisher, kafka_publisher
 from koalr_metrics.decoder import create_decoder
 from koalr_metrics.handlers import BEARER_SCHEME, audit_router, register_subscribers, router
 from koalr_metrics.insights import AnomalyRule
+from koalr_metrics.people_handlers import router as people_router
+from koalr_metrics.people_repository import PeopleRepository
+from koalr_metrics.people_service import PeopleService
 from koalr_metrics.repository import InsightsRepository, MetricsRepository
-from koalr_metrics.service import AnalyticsService, IngestService, InsightsService
+from koalr_metrics.service import AnalyticsService, IngestService, InsightsService, utc_today
 from koalr_metrics.settings import MetricsSettings
 from koalr_runtime.auth import JwtAuthenticator
 from koalr_runtime.db import create_pool
@@ -92,6 +95,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             app.state.ingest = services.ingest
             app.state.analytics = AnalyticsService(repository)
             app.state.insights, app.state.alerts = _insights(settings, pool, repository, broker)
+            app.state.people = PeopleService(PeopleRepository(pool), utc_today)
             await ensure_topics(
                 settings.kafka_bootstrap_servers,
                 [settings.topic(t) for t in (*CONSUMED_TOPICS, topics.DEAD_LETTERS, topics.ALERTS)],
@@ -135,6 +139,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
     )
     app.include_router(router)
     app.include_router(audit_router)
+    app.include_router(people_router)
     app.mount(
         "/dashboard", StaticFiles(directory=DASHBOARD, html=True, check_dir=False), name="dashboard"
     )

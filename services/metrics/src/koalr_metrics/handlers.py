@@ -16,6 +16,13 @@ from faststream.kafka.message import KafkaMessage as KafkaMessageType
 
 from koalr_contracts import DeadLetter, Provider, topics
 from koalr_metrics.analytics import Policy
+from koalr_metrics.csvout import (
+    CSV_RESPONSE,
+    MEMBERS_CSV_HEADER,
+    Format,
+    csv_response,
+    members_rows,
+)
 from koalr_metrics.jsonio import ExactJSONResponse
 from koalr_metrics.repository import MetricsRepository
 from koalr_metrics.schemas import (
@@ -416,6 +423,12 @@ _ADMIN_ERRORS: Responses = {
     403: _error("Token for another organisation (`forbidden`), or not an admin (`admin_only`)."),
 }
 
+
+def admin_errors() -> Responses:
+    """The documented errors of an admin-only route (a copy, for other routers)."""
+    return dict(_ADMIN_ERRORS)
+
+
 router = APIRouter(
     prefix="/v1/orgs/{org_id}/ai-analytics",
     tags=["ai-analytics"],
@@ -444,19 +457,22 @@ async def get_summary(
 @router.get(
     "/members",
     response_model=MembersOut,
-    responses=_ADMIN_ERRORS,
+    responses={**_ADMIN_ERRORS, **CSV_RESPONSE},
     summary="Per-member activity and spend (admins only)",
 )
 async def get_members(
     org_id: str,
     principal: PrincipalDep,
     analytics: AnalyticsDep,
+    *,
     days: Days = 30,
     provider: ProviderFilter = None,
+    format: Format = "json",
 ) -> Response:
-    return ExactJSONResponse(
-        await analytics.members(principal, org_id, days=days, provider=provider)
-    )
+    members = await analytics.members(principal, org_id, days=days, provider=provider)
+    if format == "csv":
+        return csv_response("members", MEMBERS_CSV_HEADER, members_rows(members))
+    return ExactJSONResponse(members)
 
 
 @router.get(

@@ -19,7 +19,16 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from koalr_contracts import ErrorCode, Provider, SyncState
@@ -76,6 +85,38 @@ class PolicyIn(BaseModel):
         le=1_000_000,
         description="What a Cursor seat costs the org per month, in cents (idle seats); "
         "default: the Teams list price, $40.",
+    )
+
+
+@with_config(ConfigDict(extra="forbid"))
+class IdentityIn(TypedDict):
+    """One person: their email (Cursor) and their GitHub login (Copilot). A ``TypedDict``
+    rather than a model: 100,000 rows validate without building 100,000 objects."""
+
+    email: Annotated[
+        StrictStr, Field(description="At most 320 characters; compared case-insensitively.")
+    ]
+    github_login: Annotated[
+        StrictStr,
+        Field(
+            description=(
+                "1 to 39 letters, digits or single hyphens, not starting or ending with one; "
+                "compared case-insensitively."
+            )
+        ),
+    ]
+
+
+class IdentitiesIn(BaseModel):
+    """The org's whole mapping of people across tools; a PUT replaces the previous one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identities: list[IdentityIn] = Field(
+        max_length=100_000,
+        description=(
+            "At most 100,000 rows; each email and each login at most once (case-insensitively)."
+        ),
     )
 
 
@@ -361,3 +402,59 @@ class ErrorOut(TypedDict):
     """The body of every error response."""
 
     error: ErrorDetail
+
+
+class IdentityOut(TypedDict):
+    email: Annotated[str, Field(description="Lowercased.")]
+    github_login: Annotated[str, Field(description="Lowercased.")]
+
+
+class IdentitiesOut(TypedDict):
+    """The org's mapping, by email."""
+
+    identities: list[IdentityOut]
+
+
+class IdentitiesCountOut(TypedDict):
+    """How many identities the mapping now holds."""
+
+    identities: Count
+
+
+class ToolFiguresOut(TypedDict):
+    """One person's figures with one tool over the range, as ``/members`` gives them (summed
+    over the org's integrations of that tool)."""
+
+    active_days: Count
+    requests: Count
+    spend_cents: Cents
+
+
+class PersonOut(TypedDict):
+    """One person: a mapped email and login together, or an unmapped member alone."""
+
+    email: Annotated[
+        str | None, Field(description="Lowercased; null for an unmapped Copilot member.")
+    ]
+    github_login: Annotated[
+        str | None, Field(description="Lowercased; null for an unmapped Cursor member.")
+    ]
+    name: Annotated[str | None, Field(description="As a provider last reported it.")]
+    cursor: Annotated[
+        ToolFiguresOut | None, Field(description="Null: no Cursor data in the range.")
+    ]
+    github_copilot: Annotated[
+        ToolFiguresOut | None,
+        Field(description="Null: no Copilot activity or seat in the range."),
+    ]
+    total_spend_cents: Cents
+
+
+class PeopleOut(TypedDict):
+    """One page of people, by total spend (highest first), ties by email then login."""
+
+    people: list[PersonOut]
+    next: Annotated[
+        str | None,
+        Field(description="Pass as `cursor` for the next page; null on the last page."),
+    ]
