@@ -41,9 +41,19 @@ from koalr_contracts.events import (
     SyncStatusChanged,
     UsageRecord,
 )
+from koalr_contracts.identifiers import (
+    ORG_ID_MAX_LENGTH,
+    ORG_ID_PATTERN,
+    ORG_ID_RULE,
+    has_control_character,
+    is_org_id,
+)
 
 __all__ = [
     "EVENT_TYPES",
+    "ORG_ID_MAX_LENGTH",
+    "ORG_ID_PATTERN",
+    "ORG_ID_RULE",
     "SCHEMA_VERSION",
     "AnyEvent",
     "Cents",
@@ -76,5 +86,7 @@ __all__ = [
     "decode_event",
     "describe_validation_error",
     "encode_event",
+    "has_control_character",
+    "is_org_id",
     "topics",
 ]

@@ -12,6 +12,7 @@ from typing import Literal
 
 import jwt
 
+from koalr_contracts import ORG_ID_RULE, has_control_character, is_org_id
 from koalr_runtime.http import ApiError
 
 Role = Literal["admin", "member"]
@@ -67,6 +68,12 @@ class JwtAuthenticator:
             raise ApiError(401, "invalid_token", "The token's role must be `admin` or `member`.")
         if not isinstance(org_id, str) or not org_id or not isinstance(sub, str) or not sub:
             raise ApiError(401, "invalid_token", "The token's `org_id` and `sub` must be strings.")
+        if not is_org_id(org_id):
+            raise ApiError(
+                401, "invalid_token", f"The token's `org_id` may only contain {ORG_ID_RULE}."
+            )
+        if has_control_character(sub):
+            raise ApiError(401, "invalid_token", "The token's `sub` holds a control character.")
         email = claims.get("email")
         return Principal(
             sub=sub, org_id=org_id, role=role, email=email if isinstance(email, str) else None

@@ -6,7 +6,7 @@ Every error leaves as ``{"error": {"code": "<snake_case>", "message": "<sentence
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,8 +44,10 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status)
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -63,6 +65,7 @@ _STATUS_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "rate_limited",
@@ -89,7 +92,10 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "The request failed."
         if exc.status_code == 404 and message == "Not Found":
             message = "No such resource."
-        return error_response(exc.status_code, code, message)
+        elif exc.status_code == 405 and message == "Method Not Allowed":
+            message = "This method is not allowed here; `Allow` lists the methods that are."
+        # Headers the framework set (``Allow`` on a 405) travel with the body.
+        return error_response(exc.status_code, code, message, exc.headers)
 
     async def on_unexpected(_: Request, exc: Exception) -> Response:
         log.error("http.unhandled_error", error_type=type(exc).__name__, exc_info=exc)

@@ -12,13 +12,16 @@ from pydantic_settings import SettingsConfigDict
 
 from koalr_runtime.settings import (
     AuthSettings,
+    EdgeSettings,
     ProviderSettings,
     SealingSettings,
     ServiceSettings,
 )
 
 
-class ConnectorSettings(ServiceSettings, ProviderSettings, SealingSettings, AuthSettings):
+class ConnectorSettings(
+    ServiceSettings, ProviderSettings, SealingSettings, AuthSettings, EdgeSettings
+):
     model_config = SettingsConfigDict(
         env_prefix="CONNECTOR_", extra="ignore", populate_by_name=True
     )

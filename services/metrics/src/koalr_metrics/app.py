@@ -19,6 +19,7 @@ from koalr_metrics.service import AnalyticsService, IngestService
 from koalr_metrics.settings import MetricsSettings
 from koalr_runtime.auth import JwtAuthenticator
 from koalr_runtime.db import create_pool
+from koalr_runtime.edge import EdgeAPI, install_edge
 from koalr_runtime.http import install_error_handlers, install_observability
 from koalr_runtime.kafka import ensure_topics, make_broker, wait_for_kafka
 from koalr_runtime.logs import get_logger
@@ -112,6 +113,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
     )
     app.state.broker = broker
     install_error_handlers(app)
+    install_edge(app, settings)
 
     async def kafka_reachable() -> None:
         await wait_for_kafka(settings.kafka_bootstrap_servers, timeout_s=3)
@@ -130,7 +132,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
     return app
 
 
-class MetricsAPI(FastAPI):
+class MetricsAPI(EdgeAPI):
     """The FastAPI app whose OpenAPI document declares the bearer JWT on every ``/v1`` route."""
 
     def openapi(self) -> dict[str, Any]:
