@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from koalr_runtime.logs import get_logger
@@ -72,6 +73,17 @@ _STATUS_CODES = {
 }
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path (Starlette's own ``Allow`` names only the
+    first route matching the path, so a path with GET and POST routes would say ``GET``)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure onto the common error body."""
 
@@ -85,9 +97,11 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc
         return error_response(422, "invalid_request", _validation_message(exc))
 
-    async def on_http_error(_: Request, exc: Exception) -> Response:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, StarletteHTTPException):
             raise exc
+        if exc.status_code == 405:
+            exc.headers = {**(exc.headers or {}), "Allow": _allowed_methods(request)}
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else "The request failed."
         if exc.status_code == 404 and message == "Not Found":
