@@ -59,6 +59,8 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "The request is invalid: " + "; ".join(parts[:10]) + "."
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -74,14 +76,19 @@ _STATUS_CODES = {
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route serves on this path (Starlette's own ``Allow`` names only the
-    first route matching the path, so a path with GET and POST routes would say ``GET``)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    """Every method some route serves on this path. Starlette's own ``Allow`` names only the
+    first route matching the path (so a path with GET and POST routes would say ``GET``); each
+    method is tried against the routes instead, through their public ``matches``, which also
+    looks into included routers."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:
