@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import json
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -49,7 +50,7 @@ log = get_logger(__name__)
 
 API_PREFIX: Final = "/v1/"
 _ORGS_PREFIX: Final = b"/v1/orgs/"
-_CONTROL_BYTES: Final = frozenset(range(0x20)) | {0x7F}
+_CONTROL_BYTES: Final = re.compile(rb"[\x00-\x1f\x7f]")
 
 
 class PayloadTooLarge(HTTPException):
@@ -104,7 +105,7 @@ def _identifier_problem(scope: Scope) -> str | None:
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
     path = unquote_to_bytes(raw_path.split(b"?", 1)[0])
     query = unquote_to_bytes(bytes(scope.get("query_string", b"")).replace(b"+", b" "))
-    if any(b in _CONTROL_BYTES for b in path) or any(b in _CONTROL_BYTES for b in query):
+    if _CONTROL_BYTES.search(path) or _CONTROL_BYTES.search(query):
         return "The path or query string holds a control character."
     if raw_path.startswith(_ORGS_PREFIX):
         segment = raw_path[len(_ORGS_PREFIX) :].split(b"/", 1)[0]
