@@ -399,7 +399,8 @@ async def test_rotation_bodies_are_validated(
 
 
 @pytest.mark.parametrize(
-    ("body", "days"), [(None, 30), ({}, 30), ({"days": 7}, 7), ({"days": 90}, 90)]
+    ("body", "days"),
+    [(None, 30), ({}, 30), ({"days": 7}, 7), ({"days": 90}, 90), ({"days": 86.0}, 86)],
 )
 async def test_resync_emits_a_manual_sync_job(
     stack: Stack,
@@ -432,7 +433,9 @@ async def test_resync_emits_a_manual_sync_job(
     assert event.days == days
 
 
-@pytest.mark.parametrize("body", [{"days": 0}, {"days": 91}, {"days": "7"}, {"weeks": 1}])
+@pytest.mark.parametrize(
+    "body", [{"days": 0}, {"days": 91}, {"days": "7"}, {"days": 7.5}, {"days": True}, {"weeks": 1}]
+)
 async def test_resync_days_are_validated(
     stack: Stack, sandbox: SandboxClient, body: dict[str, Any]
 ) -> None:

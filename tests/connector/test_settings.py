@@ -48,3 +48,16 @@ def test_secrets_are_required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KOALR_JWT_SECRET", JWT_SECRET)
     with pytest.raises(ValueError, match="KOALR_SEALING_KEYS"):
         ConnectorSettings()
+
+
+def test_edge_limits_are_prefixed_and_outlast_the_provider_budget(
+    required_env: pytest.MonkeyPatch,
+) -> None:
+    required_env.setenv("CONNECTOR_HTTP_MAX_BODY_BYTES", "4096")
+    required_env.setenv("CONNECTOR_HTTP_RATE_LIMIT_PER_S", "5")
+    settings = ConnectorSettings()
+    assert (settings.http_max_body_bytes, settings.http_rate_limit_per_s) == (4096, 5.0)
+    assert (settings.http_rate_limit_burst, settings.http_request_timeout_s) == (100, 30.0)
+    required_env.setenv("CONNECTOR_HTTP_REQUEST_TIMEOUT_S", "10")
+    with pytest.raises(ValueError, match="CONNECTOR_PROVIDER_TIMEOUT_S"):
+        ConnectorSettings()

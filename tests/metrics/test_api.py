@@ -537,6 +537,12 @@ async def test_requests_are_counted_by_route_template_and_status(seeded: Seeded)
 async def test_every_body_validates_against_the_openapi_document(seeded: Seeded) -> None:
     spec = (await seeded.client.get("/openapi.json")).json()
     check = documented_body_checker(spec)
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            # A bare reference: a `type` beside the `$ref` would contradict the body.
+            assert set(ok) == {"$ref"}, (path, ok)
+            assert {"413", "422", "429"} <= set(operation["responses"]), path
     money = [
         spec["components"]["schemas"][model]["properties"][field]
         for model, field in (("SpendOut", "total_cents"), ("MemberOut", "spend_cents"))

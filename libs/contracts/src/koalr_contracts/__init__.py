@@ -47,10 +47,20 @@ from koalr_contracts.events import (
     UsageRecord,
     alert_key,
 )
+from koalr_contracts.identifiers import (
+    ORG_ID_MAX_LENGTH,
+    ORG_ID_PATTERN,
+    ORG_ID_RULE,
+    has_control_character,
+    is_org_id,
+)
 
 __all__ = [
     "ALERT_SCHEMA_VERSION",
     "EVENT_TYPES",
+    "ORG_ID_MAX_LENGTH",
+    "ORG_ID_PATTERN",
+    "ORG_ID_RULE",
     "SCHEMA_VERSION",
     "Alert",
     "AlertKind",
@@ -88,5 +98,7 @@ __all__ = [
     "decode_event",
     "describe_validation_error",
     "encode_event",
+    "has_control_character",
+    "is_org_id",
     "topics",
 ]

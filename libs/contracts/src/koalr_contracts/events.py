@@ -35,6 +35,8 @@ from pydantic import (
     model_validator,
 )
 
+from koalr_contracts.identifiers import ORG_ID_MAX_LENGTH, ORG_ID_PATTERN
+
 SCHEMA_VERSION = 2
 """Current schema version of every event in this module (the topic name carries the major).
 
@@ -99,7 +101,7 @@ Cents = Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=8)]
 """A non-negative amount of US cents; fractional cents allowed; never a float."""
 
 OrgId = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    str, StringConstraints(min_length=1, max_length=ORG_ID_MAX_LENGTH, pattern=ORG_ID_PATTERN)
 ]
 Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_normalise_email)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import jwt
 
+from koalr_contracts import ORG_ID_RULE, has_control_character, is_org_id
 from koalr_runtime.http import ApiError
 from koalr_runtime.jwks import JWKS_ALGORITHMS, JwksKeys
 from koalr_runtime.settings import AuthSettings
@@ -173,6 +174,10 @@ def _principal(claims: dict[str, Any]) -> Principal:
         raise _invalid("The token's role must be `admin` or `member`.")
     if not isinstance(org_id, str) or not org_id or not isinstance(sub, str) or not sub:
         raise _invalid("The token's `org_id` and `sub` must be strings.")
+    if not is_org_id(org_id):
+        raise _invalid(f"The token's `org_id` may only contain {ORG_ID_RULE}.")
+    if has_control_character(sub):
+        raise _invalid("The token's `sub` holds a control character.")
     email = claims.get("email")
     return Principal(
         sub=sub, org_id=org_id, role=role, email=email if isinstance(email, str) else None

@@ -18,10 +18,16 @@ import uvicorn
 
 from koalr_runtime.logs import configure_logging
 from koalr_runtime.migrations import migrate
-from koalr_runtime.settings import ServiceSettings, load_settings
+from koalr_runtime.settings import EdgeSettings, ServiceSettings, load_settings
 from koalr_runtime.tracing import configure_tracing, instrument_app
+from koalr_runtime.wire import json_error_protocol
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def _keep_alive_s(settings: ServiceSettings) -> int:
+    """uvicorn's keep-alive timeout: the service's setting, else uvicorn's 5 seconds."""
+    return settings.http_keep_alive_timeout_s if isinstance(settings, EdgeSettings) else 5
 
 
 def run_service(
@@ -61,5 +67,13 @@ def run_service(
     # full passes, which would otherwise rescan it over and over under load.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=served.host, port=served.port, log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=served.host,
+        port=served.port,
+        log_config=None,
+        access_log=False,
+        http=json_error_protocol(),
+        timeout_keep_alive=_keep_alive_s(settings),
+    )
     return 0

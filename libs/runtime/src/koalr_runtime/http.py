@@ -6,7 +6,7 @@ Every error leaves as ``{"error": {"code": "<snake_case>", "message": "<sentence
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from koalr_runtime.logs import get_logger
@@ -44,8 +45,10 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status)
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -56,6 +59,8 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "The request is invalid: " + "; ".join(parts[:10]) + "."
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -63,10 +68,27 @@ _STATUS_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "rate_limited",
 }
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path. Starlette's own ``Allow`` names only the
+    first route matching the path (so a path with GET and POST routes would say ``GET``); each
+    method is tried against the routes instead, through their public ``matches``, which also
+    looks into included routers."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -82,14 +104,19 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc
         return error_response(422, "invalid_request", _validation_message(exc))
 
-    async def on_http_error(_: Request, exc: Exception) -> Response:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, StarletteHTTPException):
             raise exc
+        if exc.status_code == 405:
+            exc.headers = {**(exc.headers or {}), "Allow": _allowed_methods(request)}
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else "The request failed."
         if exc.status_code == 404 and message == "Not Found":
             message = "No such resource."
-        return error_response(exc.status_code, code, message)
+        elif exc.status_code == 405 and message == "Method Not Allowed":
+            message = "This method is not allowed here; `Allow` lists the methods that are."
+        # Headers the framework set (``Allow`` on a 405) travel with the body.
+        return error_response(exc.status_code, code, message, exc.headers)
 
     async def on_unexpected(_: Request, exc: Exception) -> Response:
         log.error("http.unhandled_error", error_type=type(exc).__name__, exc_info=exc)

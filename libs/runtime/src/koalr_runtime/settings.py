@@ -161,6 +161,41 @@ class AuthSettings(BaseSettings):
         return self
 
 
+class EdgeSettings(BaseSettings):
+    """Limits of a service's HTTP edge (connector and metrics); read with the service's prefix
+    (``CONNECTOR_HTTP_MAX_BODY_BYTES``, ``METRICS_HTTP_MAX_BODY_BYTES``, ...)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted; a larger one is refused with 413 "
+        "`payload_too_large` before it is read in full.",
+    )
+    http_rate_limit_per_s: float = Field(
+        default=50.0,
+        gt=0,
+        description="Requests per second one bearer token may make to the `/v1` API (refilled "
+        "continuously); beyond it, 429 `rate_limited` with `Retry-After`.",
+    )
+    http_rate_limit_burst: int = Field(
+        default=100,
+        ge=1,
+        description="Requests one bearer token may make at once before the rate applies.",
+    )
+    http_request_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request not answered within this time gets 503 `request_timeout`.",
+    )
+    http_keep_alive_timeout_s: int = Field(
+        default=5,
+        gt=0,
+        description="An idle keep-alive connection is closed after this many seconds.",
+    )
+
+
 def env_names(cls: type[BaseSettings], field_name: str) -> list[str]:
     """The environment variables a settings field is read from."""
     field = cls.model_fields[field_name]

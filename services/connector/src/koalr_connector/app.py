@@ -30,6 +30,7 @@ from koalr_providers.cursor import CursorPlanDetector
 from koalr_providers.github import GitHubDetector
 from koalr_runtime.auth import JwtAuthenticator
 from koalr_runtime.db import create_pool, wait_for_postgres
+from koalr_runtime.edge import EdgeAPI, install_edge
 from koalr_runtime.http import install_error_handlers, install_observability
 from koalr_runtime.kafka import make_broker, wait_for_kafka
 from koalr_runtime.logs import get_logger
@@ -119,7 +120,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             await pool.close()
             await authenticator.aclose()
 
-    app = FastAPI(
+    app = EdgeAPI(
         title="koalr-connector",
         version="0.1.0",
         description="Connects AI coding-assistant providers to an organisation.",
@@ -128,6 +129,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
     app.state.authenticator = authenticator
     install_error_handlers(app)
     install_error_handler(app)
+    install_edge(app, settings)
     app.include_router(router)
     app.include_router(audit_router)
 

@@ -6,12 +6,44 @@ from datetime import date, datetime
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from koalr_connector.integrations import Integration
-from koalr_contracts import IntegrationStatus, Plan, Provider, SyncState
+from koalr_contracts import IntegrationStatus, Plan, Provider, SyncState, has_control_character
 
-Secret = Annotated[SecretStr, Field(min_length=1, max_length=1024)]
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+"""No control character (NUL included): PostgreSQL refuses NUL in text, and HTTP headers (where
+credentials go) refuse control characters."""
+
+
+def _printable_secret(value: SecretStr) -> SecretStr:
+    if has_control_character(value.get_secret_value()):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _whole_number(value: object) -> object:
+    """``86.0`` is the integer 86 in JSON Schema's eyes (and a fuzzer's); other floats and
+    strings stay as they are, for the strict integer check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Secret = Annotated[
+    SecretStr,
+    Field(min_length=1, max_length=1024, json_schema_extra={"pattern": PRINTABLE}),
+    AfterValidator(_printable_secret),
+]
 
 
 class _Request(BaseModel):
@@ -24,6 +56,7 @@ class CursorConnect(_Request):
     team_id: str = Field(
         min_length=1,
         max_length=200,
+        pattern=PRINTABLE,
         description="The Cursor team ID (from cursor.com/settings/team/<team-id>).",
     )
 
@@ -31,15 +64,28 @@ class CursorConnect(_Request):
 class GithubCopilotConnect(_Request):
     provider: Literal["github_copilot"]
     token: Secret = Field(description="A GitHub token with access to Copilot metrics.")
-    github_org: str = Field(min_length=1, max_length=200)
+    github_org: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
 
 
 ConnectRequest = Annotated[CursorConnect | GithubCopilotConnect, Field(discriminator="provider")]
 
 
 class CredentialsUpdate(_Request):
-    api_key: Secret | None = Field(default=None, description="The new Cursor Admin API key.")
-    token: Secret | None = Field(default=None, description="The new GitHub token.")
+    """Send exactly one of `api_key` (a Cursor integration) or `token` (GitHub Copilot)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["api_key"], "not": {"required": ["token"]}},
+                {"required": ["token"], "not": {"required": ["api_key"]}},
+            ]
+        }
+    )
+
+    api_key: Secret | SkipJsonSchema[None] = Field(
+        default=None, description="The new Cursor Admin API key."
+    )
+    token: Secret | SkipJsonSchema[None] = Field(default=None, description="The new GitHub token.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -50,7 +96,7 @@ class CredentialsUpdate(_Request):
 
 
 class SyncRequest(_Request):
-    days: int = Field(
+    days: Annotated[int, BeforeValidator(_whole_number)] = Field(
         default=30, ge=1, le=90, strict=True, description="Days to re-fetch, ending today (UTC)."
     )
 

@@ -7,7 +7,6 @@ outbox, see ``outbox.py``); credentials are sealed before they are stored or put
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -34,6 +33,7 @@ from koalr_connector.integrations import (
 from koalr_connector.outbox import OutboxMessage
 from koalr_connector.repository import Conn, Repository
 from koalr_contracts import (
+    ORG_ID_RULE,
     AnyEvent,
     ErrorCode,
     IntegrationConnected,
@@ -43,6 +43,7 @@ from koalr_contracts import (
     Provider,
     SyncJobRequested,
     SyncStatusChanged,
+    is_org_id,
     topics,
 )
 from koalr_providers.cursor import CursorPlanDetector
@@ -53,7 +54,6 @@ from koalr_runtime.sealing import Sealer, SealingError
 
 log = get_logger(__name__)
 
-_ORG_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 SyncStatusOutcome = Literal["applied", "stale", "unknown"]
 Standing = tuple[ErrorCode, str] | None
@@ -580,8 +580,5 @@ def _parse_id(text: str) -> UUID:
 
 
 def _check_org_id(org_id: str) -> None:
-    if not _ORG_ID.match(org_id):
-        raise InvalidRequestError(
-            "The organisation id may only contain letters, digits and `_ . : -` "
-            "(at most 128 characters)."
-        )
+    if not is_org_id(org_id):
+        raise InvalidRequestError(f"The organisation id may only contain {ORG_ID_RULE}.")

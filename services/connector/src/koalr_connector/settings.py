@@ -7,18 +7,23 @@ the unprefixed ``CURSOR_API_BASE_URL`` like those shared fields, because the syn
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from koalr_runtime.settings import (
     AuthSettings,
+    EdgeSettings,
     ProviderSettings,
     SealingSettings,
     ServiceSettings,
 )
 
 
-class ConnectorSettings(ServiceSettings, ProviderSettings, SealingSettings, AuthSettings):
+class ConnectorSettings(
+    ServiceSettings, ProviderSettings, SealingSettings, AuthSettings, EdgeSettings
+):
     model_config = SettingsConfigDict(
         env_prefix="CONNECTOR_", extra="ignore", populate_by_name=True
     )
@@ -67,3 +72,15 @@ class ConnectorSettings(ServiceSettings, ProviderSettings, SealingSettings, Auth
     kafka_start_retry_max_s: float = Field(
         default=15.0, gt=0, description="Longest pause between attempts to reach Kafka at start."
     )
+
+    @model_validator(mode="after")
+    def _requests_outlast_the_provider_budget(self) -> Self:
+        """A connect or rotate spends up to ``provider_timeout_s`` at the provider: a request
+        timeout shorter than that would answer 503 to a call the provider was about to settle."""
+        if self.http_request_timeout_s <= self.provider_timeout_s:
+            msg = (
+                "CONNECTOR_HTTP_REQUEST_TIMEOUT_S must be longer than CONNECTOR_PROVIDER_TIMEOUT_S "
+                f"({self.provider_timeout_s:g} s), the budget of a key check"
+            )
+            raise ValueError(msg)
+        return self

@@ -27,6 +27,7 @@ from koalr_metrics.service import AnalyticsService, IngestService, InsightsServi
 from koalr_metrics.settings import MetricsSettings
 from koalr_runtime.auth import JwtAuthenticator
 from koalr_runtime.db import create_pool
+from koalr_runtime.edge import EdgeAPI, install_edge
 from koalr_runtime.http import install_error_handlers, install_observability
 from koalr_runtime.kafka import ensure_topics, make_broker, wait_for_kafka
 from koalr_runtime.logs import get_logger
@@ -125,7 +126,14 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
     )
     app.state.authenticator = authenticator
     app.state.broker = broker
+    _install_http(app, settings)
+    return app
+
+
+def _install_http(app: FastAPI, settings: MetricsSettings) -> None:
+    """Error shapes, the edge checks, health and metrics routes, the API and the page."""
     install_error_handlers(app)
+    install_edge(app, settings)
 
     async def kafka_reachable() -> None:
         await wait_for_kafka(settings.kafka_bootstrap_servers, timeout_s=3)
@@ -143,7 +151,6 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
     app.mount(
         "/dashboard", StaticFiles(directory=DASHBOARD, html=True, check_dir=False), name="dashboard"
     )
-    return app
 
 
 def _insights(
@@ -185,7 +192,7 @@ class BackgroundJobs:
                 await task
 
 
-class MetricsAPI(FastAPI):
+class MetricsAPI(EdgeAPI):
     """The FastAPI app whose OpenAPI document declares the bearer JWT on every ``/v1`` route."""
 
     def openapi(self) -> dict[str, Any]:

@@ -7,10 +7,10 @@ from decimal import Decimal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from koalr_runtime.settings import AuthSettings, ServiceSettings
+from koalr_runtime.settings import AuthSettings, EdgeSettings, ServiceSettings
 
 
-class MetricsSettings(ServiceSettings, AuthSettings):
+class MetricsSettings(ServiceSettings, AuthSettings, EdgeSettings):
     model_config = SettingsConfigDict(env_prefix="METRICS_", extra="ignore", populate_by_name=True)
 
     host: str = "127.0.0.1"
@@ -21,6 +21,12 @@ class MetricsSettings(ServiceSettings, AuthSettings):
     )
     db_pool_max_size: int = Field(
         default=10, ge=1, description="Most PostgreSQL connections one process opens."
+    )
+    http_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted (room for a 100,000-row identities upload); "
+        "a larger one is refused with 413 `payload_too_large` before it is read in full.",
     )
     db_command_timeout_s: float = Field(
         default=30.0, gt=0, description="A database statement taking longer than this fails."
