@@ -41,6 +41,7 @@ from koalr_metrics.schemas import (
 from koalr_metrics.seats import NO_SEAT_COST, BilledSeat, SeatCost, SeatCounts
 
 DEFAULT_MIN_GROUP_SIZE: Final = 5
+DEFAULT_RETENTION_DAYS: Final = 400
 SHARE_QUANTUM: Final = Decimal("0.0001")
 CURRENCY: Final[Literal["USD"]] = "USD"
 ZERO_CENTS: Final = Decimal(0)
@@ -52,6 +53,8 @@ class Policy:
 
     members_can_see_spend: bool = False
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    """Member days older than this are deleted by the retention job."""
 
 
 DEFAULT_POLICY: Final = Policy()
@@ -334,4 +337,5 @@ def policy_document(org_id: str, policy: Policy) -> PolicyOut:
         "org_id": org_id,
         "members_can_see_spend": policy.members_can_see_spend,
         "min_group_size": policy.min_group_size,
+        "retention_days": policy.retention_days,
     }

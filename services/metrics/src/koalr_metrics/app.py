@@ -12,9 +12,14 @@ from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 
 from koalr_contracts import topics
+from koalr_metrics.analytics import DEFAULT_RETENTION_DAYS
+from koalr_metrics.background import PeriodicJob
 from koalr_metrics.decoder import create_decoder
+from koalr_metrics.erasure import ErasureService, run_pending_erasures
 from koalr_metrics.handlers import BEARER_SCHEME, register_subscribers, router
+from koalr_metrics.privacy_repository import PrivacyRepository
 from koalr_metrics.repository import MetricsRepository
+from koalr_metrics.retention import apply_retention
 from koalr_metrics.service import AnalyticsService, IngestService
 from koalr_metrics.settings import MetricsSettings
 from koalr_runtime.auth import JwtAuthenticator
@@ -85,16 +90,36 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             app.state.repository = repository
             app.state.ingest = services.ingest
             app.state.analytics = AnalyticsService(repository)
+            privacy = PrivacyRepository(pool)
+            erasures = PeriodicJob(
+                "erasure", lambda: run_pending_erasures(privacy), settings.erasure_interval_s
+            )
+            retention = PeriodicJob(
+                "retention",
+                lambda: apply_retention(
+                    privacy,
+                    default_days=DEFAULT_RETENTION_DAYS,
+                    batch_days=settings.retention_batch_days,
+                ),
+                settings.retention_interval_s,
+            )
+            app.state.erasures = ErasureService(privacy, on_request=erasures.wake)
+            app.state.erasure_job = erasures
+            app.state.retention_job = retention
             await ensure_topics(
                 settings.kafka_bootstrap_servers,
                 [settings.topic(t) for t in (*CONSUMED_TOPICS, topics.DEAD_LETTERS)],
                 partitions=settings.topic_partitions,
             )
             await broker.start()
+            erasures.start()
+            retention.start()
             log.info("metrics.started", schema=settings.db_schema)
             try:
                 yield
             finally:
+                await retention.stop()
+                await erasures.stop()
                 await usage_consumer.close()
                 await broker.stop()
         finally:

@@ -16,8 +16,17 @@ from faststream.kafka.message import KafkaMessage as KafkaMessageType
 
 from koalr_contracts import DeadLetter, Provider, topics
 from koalr_metrics.analytics import Policy
+from koalr_metrics.erasure import ErasureService
 from koalr_metrics.jsonio import ExactJSONResponse
-from koalr_metrics.schemas import ErrorOut, MembersOut, PolicyIn, PolicyOut, SummaryOut
+from koalr_metrics.schemas import (
+    ErasureAcceptedOut,
+    ErasureOut,
+    ErrorOut,
+    MembersOut,
+    PolicyIn,
+    PolicyOut,
+    SummaryOut,
+)
 from koalr_metrics.service import (
     STORE_FAILURES,
     AnalyticsService,
@@ -370,7 +379,13 @@ async def analytics_service(request: Request) -> AnalyticsService:
     return service
 
 
+async def erasure_service(request: Request) -> ErasureService:
+    service: ErasureService = request.app.state.erasures
+    return service
+
+
 AnalyticsDep = Annotated[AnalyticsService, Depends(analytics_service)]
+ErasureDep = Annotated[ErasureService, Depends(erasure_service)]
 OrgAdminDep = Annotated[Principal, Depends(org_admin)]
 Days = Annotated[int, Query(ge=1, le=90, description="Days up to today (UTC), 1 to 90.")]
 ProviderFilter = Annotated[Provider | None, Query(description="Only this provider.")]
@@ -461,5 +476,41 @@ async def get_settings(org_id: str, principal: OrgAdminDep, analytics: Analytics
 async def put_settings(
     org_id: str, body: PolicyIn, principal: OrgAdminDep, analytics: AnalyticsDep
 ) -> Response:
-    policy = Policy(body.members_can_see_spend, body.min_group_size)
+    policy = Policy(body.members_can_see_spend, body.min_group_size, body.retention_days)
     return ExactJSONResponse(await analytics.set_policy(principal, org_id, policy))
+
+
+@router.delete(
+    "/members/{member}",
+    status_code=202,
+    response_model=ErasureAcceptedOut,
+    responses={
+        **_ADMIN_ERRORS,
+        422: _error(
+            "`invalid_request`: the member is neither an email address nor `github:<login>`."
+        ),
+    },
+    summary="Erase a member's data from every store and keep it out of later syncs (admins only)",
+    description="Accepted at once (202) whether or not the member has data: the member is "
+    "tombstoned (later records are dropped at ingest) and the stored rows are deleted by a job; "
+    "follow it at `GET .../erasures/{erasure_id}`.",
+)
+async def erase_member(
+    org_id: str, member: str, principal: OrgAdminDep, erasures: ErasureDep
+) -> Response:
+    return ExactJSONResponse(await erasures.request(principal, org_id, member), status_code=202)
+
+
+@router.get(
+    "/erasures/{erasure_id}",
+    response_model=ErasureOut,
+    responses={
+        **_ADMIN_ERRORS,
+        404: _error("`not_found`: no such erasure in this organisation."),
+    },
+    summary="Status of an erasure request (admins only)",
+)
+async def get_erasure(
+    org_id: str, erasure_id: str, principal: OrgAdminDep, erasures: ErasureDep
+) -> Response:
+    return ExactJSONResponse(await erasures.status(principal, org_id, erasure_id))

@@ -16,6 +16,7 @@ Why ``TypedDict`` rather than ``BaseModel`` for the responses: docs/decisions/02
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 from typing import Annotated, Literal, NotRequired
 
@@ -70,6 +71,12 @@ class PolicyIn(BaseModel):
         le=100,
         description="Fewest active members a day needs before members see its figures.",
     )
+    retention_days: StrictInt = Field(
+        default=400,
+        ge=31,
+        le=3650,
+        description="Member days older than this many days (and their rollups) are deleted.",
+    )
 
 
 # --- responses ---------------------------------------------------------------------------------
@@ -81,6 +88,7 @@ class PolicyOut(TypedDict):
     org_id: str
     members_can_see_spend: bool
     min_group_size: Annotated[int, Field(ge=1, le=100)]
+    retention_days: Annotated[int, Field(ge=31, le=3650)]
 
 
 class RangeOut(TypedDict):
@@ -221,6 +229,36 @@ class MembersOut(TypedDict):
     """Per-member activity over the range, most requests first (admins only)."""
 
     members: list[MemberOut]
+
+
+class ErasureAcceptedOut(TypedDict):
+    """An erasure request, accepted: it completes asynchronously (see its status route)."""
+
+    erasure_id: uuid.UUID
+    status: Literal["pending"]
+
+
+class ErasureOut(TypedDict):
+    """An erasure request and how far it got."""
+
+    erasure_id: uuid.UUID
+    member: Annotated[
+        str,
+        Field(
+            description="The member, masked (first character, and the email's domain): the "
+            "identifier itself is not kept."
+        ),
+    ]
+    status: Literal["pending", "done"]
+    requested_at: dt.datetime
+    completed_at: Annotated[dt.datetime | None, Field(description="Null while pending.")]
+    rows_removed: Annotated[
+        int | None,
+        Field(
+            description="Rows deleted from every store (null while pending); 0 for a member "
+            "with no stored data."
+        ),
+    ]
 
 
 class ErrorDetail(TypedDict):
