@@ -322,7 +322,12 @@ async def test_policy_lets_members_see_spend_with_the_chosen_threshold(seeded: S
     status, body = await _get(seeded.client, path, admin)
     assert (status, body) == (
         200,
-        {"org_id": POLICY_ORG, "members_can_see_spend": False, "min_group_size": 5},
+        {
+            "org_id": POLICY_ORG,
+            "members_can_see_spend": False,
+            "min_group_size": 5,
+            "retention_days": 400,
+        },
     )
     for bad in (
         {"min_group_size": 0},
@@ -344,6 +349,7 @@ async def test_policy_lets_members_see_spend_with_the_chosen_threshold(seeded: S
         "org_id": POLICY_ORG,
         "members_can_see_spend": True,
         "min_group_size": 4,
+        "retention_days": 400,
     }
 
     summary = f"/v1/orgs/{POLICY_ORG}/ai-analytics/summary"
@@ -551,7 +557,11 @@ async def test_every_body_validates_against_the_openapi_document(seeded: Seeded)
         assert response.status_code == 200
         summary_seen(check("summary", "get", response))
     for min_group_size in (4, 7):
-        policy = {"members_can_see_spend": True, "min_group_size": min_group_size}
+        policy = {
+            "members_can_see_spend": True,
+            "min_group_size": min_group_size,
+            "retention_days": 400 + min_group_size,
+        }
         response = await seeded.client.put(settings_url, headers=admin, json=policy)
         assert check("settings", "put", response) == {"org_id": OTHER_ORG, **policy}
         response = await seeded.client.get(summary_url, headers=member, params={"days": 7})

@@ -90,22 +90,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             app.state.repository = repository
             app.state.ingest = services.ingest
             app.state.analytics = AnalyticsService(repository)
-            privacy = PrivacyRepository(pool)
-            erasures = PeriodicJob(
-                "erasure", lambda: run_pending_erasures(privacy), settings.erasure_interval_s
-            )
-            retention = PeriodicJob(
-                "retention",
-                lambda: apply_retention(
-                    privacy,
-                    default_days=DEFAULT_RETENTION_DAYS,
-                    batch_days=settings.retention_batch_days,
-                ),
-                settings.retention_interval_s,
-            )
-            app.state.erasures = ErasureService(privacy, on_request=erasures.wake)
-            app.state.erasure_job = erasures
-            app.state.retention_job = retention
+            erasures, retention = _privacy_jobs(app, PrivacyRepository(pool), settings)
             await ensure_topics(
                 settings.kafka_bootstrap_servers,
                 [settings.topic(t) for t in (*CONSUMED_TOPICS, topics.DEAD_LETTERS)],
@@ -153,6 +138,26 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
         "/dashboard", StaticFiles(directory=DASHBOARD, html=True, check_dir=False), name="dashboard"
     )
     return app
+
+
+def _privacy_jobs(
+    app: FastAPI, privacy: PrivacyRepository, settings: MetricsSettings
+) -> tuple[PeriodicJob, PeriodicJob]:
+    """The erasure and retention jobs (started by the lifespan) and the erasure routes'
+    service, which wakes the erasure job on each request."""
+    erasures = PeriodicJob(
+        "erasure", lambda: run_pending_erasures(privacy), settings.erasure_interval_s
+    )
+    retention = PeriodicJob(
+        "retention",
+        lambda: apply_retention(
+            privacy, default_days=DEFAULT_RETENTION_DAYS, batch_days=settings.retention_batch_days
+        ),
+        settings.retention_interval_s,
+    )
+    app.state.privacy = privacy
+    app.state.erasures = ErasureService(privacy, on_request=erasures.wake)
+    return erasures, retention
 
 
 class MetricsAPI(FastAPI):

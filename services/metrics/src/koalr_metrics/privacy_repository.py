@@ -102,10 +102,10 @@ WHERE erasure_id = $1
 # --- retention ------------------------------------------------------------------------------
 
 # Every integration with its cut-off: days before it are past the org's retention. PostgreSQL's
-# current_date decides, so no process clock is involved.
+# clock decides (today as a UTC day, like the usage days), so no process clock is involved.
 _RETENTION_CUTOFFS: Final = """
 SELECT i.integration_id, i.org_id,
-       (current_date - coalesce(o.retention_days, $1))::date AS cutoff
+       ((now() AT TIME ZONE 'UTC')::date - coalesce(o.retention_days, $1))::date AS cutoff
 FROM integrations i LEFT JOIN org_settings o ON o.org_id = i.org_id
 ORDER BY i.org_id, i.integration_id
 """

@@ -37,7 +37,7 @@ CREATE TABLE erasures (
 CREATE INDEX erasures_pending ON erasures (requested_at) WHERE status = 'pending';
 
 -- Member days (and their rollups and day spend) older than this many days are deleted by the
--- retention job; PostgreSQL's current_date decides which days those are.
+-- retention job; PostgreSQL's clock (today as a UTC day) decides which days those are.
 ALTER TABLE org_settings
     ADD COLUMN retention_days integer NOT NULL DEFAULT 400
         CHECK (retention_days BETWEEN 31 AND 3650);
