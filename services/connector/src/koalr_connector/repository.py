@@ -230,6 +230,26 @@ class Repository:
         )
         return _integration(row) if row is not None else None
 
+    async def purge(self, conn: Conn, integration_id: UUID) -> int:
+        """Delete the integration's row and its published outbox rows; mark the unpublished ones
+        (the purge event among them) to be deleted once published. Returns the rows deleted."""
+        deleted = 0
+        for sql in (
+            (
+                f"DELETE FROM {self._outbox} "  # noqa: S608
+                "WHERE integration_id = $1 AND published_at IS NOT NULL"
+            ),
+            f"DELETE FROM {self._integrations} WHERE id = $1",  # noqa: S608
+        ):
+            status: str = await conn.execute(sql, integration_id)
+            deleted += int(status.rsplit(" ", 1)[-1])
+        await conn.execute(
+            f"UPDATE {self._outbox} SET purge_when_published = true "  # noqa: S608
+            "WHERE integration_id = $1",
+            integration_id,
+        )
+        return deleted
+
     async def next_event_sequence(self, conn: Conn, integration_id: UUID) -> int:
         """The sequence of the integration's next event, taken in the caller's transaction.
 
@@ -299,6 +319,12 @@ class Repository:
         ]
 
     async def mark_published(self, conn: Conn, ids: Sequence[int]) -> None:
+        """Mark messages published; those of a purged integration are deleted instead."""
+        await conn.execute(
+            f"DELETE FROM {self._outbox} "  # noqa: S608
+            "WHERE id = ANY($1::bigint[]) AND purge_when_published",
+            list(ids),
+        )
         await conn.execute(
             f"UPDATE {self._outbox} SET published_at = now(), "  # noqa: S608
             "attempts = attempts + 1 WHERE id = ANY($1::bigint[])",

@@ -322,6 +322,9 @@ class ConnectorService:
                 purge=purge,
             )
             await self._announce(conn, event)
+            if purge:
+                # Nothing of it stays here: the row, and its events once they are on Kafka.
+                await self._repository.purge(conn, gone.id)
         self._on_outbox_write()
         log.info(
             "integration.disconnected",

@@ -314,6 +314,9 @@ INSERT INTO integrations AS i (integration_id, org_id, provider, status, event_s
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (integration_id) DO UPDATE SET
     status = CASE WHEN i.status = 'purged' THEN 'purged' ELSE EXCLUDED.status END,
+    -- A purged integration is kept as a tombstone (late records are dropped) without its team.
+    external_id = CASE WHEN EXCLUDED.status = 'purged' OR i.status = 'purged' THEN NULL
+                       ELSE i.external_id END,
     event_seq = EXCLUDED.event_seq
 WHERE sequence_follows(EXCLUDED.event_seq, i.event_seq)
 RETURNING status

@@ -17,3 +17,8 @@ CREATE TABLE connect_claims (
 CREATE INDEX integrations_live_by_external_key
     ON integrations (org_id, provider, lower(external_id))
     WHERE disconnected_at IS NULL;
+
+-- A disconnect with purge=true deletes the integration's row and its published outbox rows in
+-- its transaction; its outbox rows still to be published (the purge event last) are marked so
+-- that the relay deletes them once on Kafka instead of keeping them for outbox_retention_h.
+ALTER TABLE outbox ADD COLUMN purge_when_published boolean NOT NULL DEFAULT false;
