@@ -1,8 +1,9 @@
 """Privacy guarantees with every service as its own process, against the sandbox's truth.
 
 - Erasure (GDPR article 17): after ``DELETE .../members/{email}`` completes, every figure equals
-  the sandbox's truth minus that member exactly, and a full re-sync does not bring the member
-  back (the records come again and are dropped at ingest, counted).
+  the sandbox's truth minus that member exactly, the syncer's member directory no longer holds
+  them, and a full re-sync does not bring the member back (the records come again and are
+  dropped at ingest, counted; the directory keeps them out).
 - ``DELETE .../integrations/{id}?purge=true`` leaves no row: every table of every service schema,
   enumerated from ``information_schema`` (so a new table is covered without touching this test),
   is searched for the integration id, the org id and the team id. The only rows allowed are the
@@ -134,6 +135,8 @@ def test_erasure_leaves_the_truth_minus_the_member_and_a_resync_does_not_undo_it
         email,
     )[0]["n"]
     assert stored >= active_days[email]
+    directory = "SELECT count(*) AS n FROM syncer.members WHERE lower(email) = $1"
+    assert _fetch(platform.stack, directory, email)[0]["n"] == 1
 
     response = platform.http.delete(
         f"{platform.stack.metrics.base_url}/v1/orgs/{platform.org_id}/ai-analytics/members/"
@@ -156,6 +159,12 @@ def test_erasure_leaves_the_truth_minus_the_member_and_a_resync_does_not_undo_it
     assert done["rows_removed"] >= stored
     assert email not in str(done)
 
+    # The syncer's copy of the provider's member directory is erased too (MemberErased).
+    wait_for(
+        lambda: _fetch(platform.stack, directory, email)[0]["n"] == 0,
+        timeout_s=60,
+        what="the member gone from the syncer's directory",
+    )
     expected = _expected_without(truth, email)
     assert _shown(platform.provider_summary(integration_id)) == expected
     status, members = platform.members(platform.admin)
@@ -186,6 +195,8 @@ def test_erasure_leaves_the_truth_minus_the_member_and_a_resync_does_not_undo_it
         platform.stack, "SELECT count(*) AS n FROM metrics.member_days WHERE email = $1", email
     )[0]["n"]
     assert left == 0
+    # The re-sync listed the member again at the provider: the tombstone kept them out.
+    assert _fetch(platform.stack, directory, email)[0]["n"] == 0
 
 
 def _columns(stack: Stack) -> dict[tuple[str, str], list[tuple[str, str]]]:

@@ -4,6 +4,7 @@ table, tombstoned records dropped (and counted) when they come again, and the re
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -15,15 +16,17 @@ from uuid import UUID
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 from prometheus_client import REGISTRY
 
-from koalr_contracts import ModelUsage, UsageRecord, topics
+from koalr_contracts import MemberErased, ModelUsage, UsageRecord, decode_event, topics
 from koalr_metrics.settings import MetricsSettings
 from tests.metrics.support import (
     Truth,
     auth,
     connected,
+    documented_body_checker,
     fully_committed,
     make_settings,
     new_id,
@@ -307,6 +310,43 @@ async def test_erasing_a_cursor_member_removes_every_row_and_keeps_it_out(org: O
     await rollups_match_member_rows(org.dsn, "metrics")
 
 
+async def _member_erasures(org: Org, count: int) -> list[MemberErased]:
+    """The first ``count`` events of the member-erasures topic."""
+    consumer = AIOKafkaConsumer(
+        org.settings.topic(topics.MEMBER_ERASURES),
+        bootstrap_servers=org.settings.kafka_bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    events: list[MemberErased] = []
+    try:
+        while len(events) < count:
+            batches = await consumer.getmany(timeout_ms=10_000)
+            if not batches:
+                break
+            for records in batches.values():
+                for record in records:
+                    event = decode_event(record.topic, record.value)
+                    assert isinstance(event, MemberErased)
+                    events.append(event)
+    finally:
+        await consumer.stop()
+    return events
+
+
+async def test_other_services_are_told_by_hash_once_per_integration(org: Org) -> None:
+    """The first erasure of the module (alice) was announced on the member-erasures topic: one
+    event per integration of the org, naming her by the hash only."""
+    expected_hash = hashlib.sha256(f"{ORG}\n{EMAILS[0]}".encode()).hexdigest()
+    events = await _member_erasures(org, 2)
+    alice = [e for e in events if e.member_hash == expected_hash]
+    assert sorted(e.integration_id for e in alice) == sorted([org.cursor, org.copilot])
+    assert {e.org_id for e in alice} == {ORG}
+    assert EMAILS[0] not in str([e.model_dump() for e in events])
+
+
 async def test_erasing_a_copilot_member_by_login(org: Org) -> None:
     final = await _erase(org, "github:octocat")
 
@@ -318,6 +358,33 @@ async def test_erasing_a_copilot_member_by_login(org: Org) -> None:
     assert _shown(after[org.copilot]) == _expected(org.truth, org.copilot, ("github:OctoCat",))
     assert await _rows_mentioning(org, "octocat") == []
     await rollups_match_member_rows(org.dsn, "metrics")
+
+
+async def test_erasure_bodies_are_the_documented_ones(org: Org) -> None:
+    spec = (await org.client.get("/openapi.json")).json()
+    check = documented_body_checker(spec)
+    accepted = await org.client.delete(
+        f"/v1/orgs/{ORG}/ai-analytics/members/github:mona", headers=auth(ORG)
+    )
+    body = check("members/{member}", "delete", accepted)
+    status = await org.client.get(
+        f"/v1/orgs/{ORG}/ai-analytics/erasures/{body['erasure_id']}", headers=auth(ORG)
+    )
+    check("erasures/{erasure_id}", "get", status)
+    for route, method, response in (
+        (
+            "members/{member}",
+            "delete",
+            await org.client.delete(f"/v1/orgs/{ORG}/ai-analytics/members/x", headers=auth(ORG)),
+        ),
+        (
+            "erasures/{erasure_id}",
+            "get",
+            await org.client.get(f"/v1/orgs/{ORG}/ai-analytics/erasures/nope", headers=auth(ORG)),
+        ),
+    ):
+        assert response.status_code in {404, 422}
+        check(route, method, response)
 
 
 async def test_an_unknown_member_is_accepted_and_done_with_nothing_removed(org: Org) -> None:

@@ -14,6 +14,7 @@ from koalr_contracts.events import (
     IntegrationConnected,
     IntegrationCredentialsRotated,
     IntegrationDisconnected,
+    MemberErased,
     SeatsSnapshot,
     SyncJobRequested,
     SyncStatusChanged,
@@ -37,6 +38,7 @@ AnyEvent: TypeAlias = (
     | SeatsSnapshot
     | DaySpend
     | SyncStatusChanged
+    | MemberErased
     | DeadLetter
 )
 
@@ -45,6 +47,7 @@ _ADAPTERS: Final[dict[str, TypeAdapter[Any]]] = {
     topics.SYNC_JOBS: TypeAdapter(SyncJobRequested),
     topics.USAGE_RECORDS: TypeAdapter(UsageEvent),
     topics.SYNC_STATUS: TypeAdapter(SyncStatusChanged),
+    topics.MEMBER_ERASURES: TypeAdapter(MemberErased),
     topics.DEAD_LETTERS: TypeAdapter(DeadLetter),
 }
 

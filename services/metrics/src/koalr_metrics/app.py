@@ -15,9 +15,9 @@ from koalr_contracts import topics
 from koalr_metrics.analytics import DEFAULT_RETENTION_DAYS
 from koalr_metrics.background import PeriodicJob
 from koalr_metrics.decoder import create_decoder
-from koalr_metrics.erasure import ErasureService, run_pending_erasures
+from koalr_metrics.erasure import ErasureService, member_erased_events, run_pending_erasures
 from koalr_metrics.handlers import BEARER_SCHEME, register_subscribers, router
-from koalr_metrics.privacy_repository import PrivacyRepository
+from koalr_metrics.privacy_repository import ErasureNotice, PrivacyRepository
 from koalr_metrics.repository import MetricsRepository
 from koalr_metrics.retention import apply_retention
 from koalr_metrics.service import AnalyticsService, IngestService
@@ -25,7 +25,7 @@ from koalr_metrics.settings import MetricsSettings
 from koalr_runtime.auth import JwtAuthenticator
 from koalr_runtime.db import create_pool
 from koalr_runtime.http import install_error_handlers, install_observability
-from koalr_runtime.kafka import ensure_topics, make_broker, wait_for_kafka
+from koalr_runtime.kafka import ensure_topics, make_broker, publish_events, wait_for_kafka
 from koalr_runtime.logs import get_logger
 from koalr_runtime.migrations import migrate
 
@@ -90,10 +90,13 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             app.state.repository = repository
             app.state.ingest = services.ingest
             app.state.analytics = AnalyticsService(repository)
-            erasures, retention = _privacy_jobs(app, PrivacyRepository(pool), settings)
+            erasures, retention = _privacy_jobs(app, PrivacyRepository(pool), settings, broker)
             await ensure_topics(
                 settings.kafka_bootstrap_servers,
-                [settings.topic(t) for t in (*CONSUMED_TOPICS, topics.DEAD_LETTERS)],
+                [
+                    settings.topic(t)
+                    for t in (*CONSUMED_TOPICS, topics.MEMBER_ERASURES, topics.DEAD_LETTERS)
+                ],
                 partitions=settings.topic_partitions,
             )
             await broker.start()
@@ -141,12 +144,18 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
 
 
 def _privacy_jobs(
-    app: FastAPI, privacy: PrivacyRepository, settings: MetricsSettings
+    app: FastAPI, privacy: PrivacyRepository, settings: MetricsSettings, broker: KafkaBroker
 ) -> tuple[PeriodicJob, PeriodicJob]:
     """The erasure and retention jobs (started by the lifespan) and the erasure routes'
     service, which wakes the erasure job on each request."""
+
+    async def announce(notice: ErasureNotice) -> None:
+        await publish_events(
+            broker, settings.topic(topics.MEMBER_ERASURES), member_erased_events(notice)
+        )
+
     erasures = PeriodicJob(
-        "erasure", lambda: run_pending_erasures(privacy), settings.erasure_interval_s
+        "erasure", lambda: run_pending_erasures(privacy, announce), settings.erasure_interval_s
     )
     retention = PeriodicJob(
         "retention",

@@ -10,14 +10,20 @@ attempt back and the request is taken up again, by this process or another repli
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
 
 from prometheus_client import Counter
 
-from koalr_metrics.privacy_repository import ErasureDone, ErasureRow, PrivacyRepository
+from koalr_contracts import MemberErased
+from koalr_metrics.privacy_repository import (
+    ErasureDone,
+    ErasureNotice,
+    ErasureRow,
+    PrivacyRepository,
+)
 from koalr_metrics.schemas import ErasureAcceptedOut, ErasureOut
 from koalr_runtime.auth import Principal, authorize
 from koalr_runtime.http import ApiError
@@ -124,11 +130,27 @@ def erasure_document(row: ErasureRow) -> ErasureOut:
     }
 
 
-async def run_pending_erasures(repository: PrivacyRepository) -> int:
+Announce = Callable[[ErasureNotice], Awaitable[None]]
+
+
+def member_erased_events(notice: ErasureNotice) -> list[MemberErased]:
+    """One ``MemberErased`` per integration of the org (the topic is keyed by integration)."""
+    return [
+        MemberErased(
+            org_id=notice.org_id,
+            integration_id=integration_id,
+            erasure_id=notice.erasure_id,
+            member_hash=notice.member_hash.hex(),
+        )
+        for integration_id in notice.integrations
+    ]
+
+
+async def run_pending_erasures(repository: PrivacyRepository, announce: Announce) -> int:
     """Carry out every pending erasure (one transaction each); returns how many were done."""
     done = 0
     while True:
-        result: ErasureDone | None = await repository.erase_next()
+        result: ErasureDone | None = await repository.erase_next(announce)
         if result is None:
             return done
         done += 1

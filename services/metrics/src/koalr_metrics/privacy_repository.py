@@ -8,6 +8,7 @@ locks as the ingest, so a batch being written and a deletion never interleave.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -141,6 +142,17 @@ class ErasureRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ErasureNotice:
+    """What the other services are told of an erasure: the member's hash, and the
+    integrations of the org (one event each)."""
+
+    erasure_id: UUID
+    org_id: str
+    member_hash: bytes
+    integrations: list[UUID]
+
+
+@dataclass(frozen=True, slots=True)
 class ErasureDone:
     """What one erasure removed."""
 
@@ -183,13 +195,17 @@ class PrivacyRepository:
         row = await self._pool.fetchrow(_ERASURE, erasure_id, org_id)
         return None if row is None else _erasure(row)
 
-    async def erase_next(self) -> ErasureDone | None:
+    async def erase_next(
+        self, announce: Callable[[ErasureNotice], Awaitable[None]]
+    ) -> ErasureDone | None:
         """Carry out the oldest pending erasure no other process holds, in one transaction;
-        ``None`` when none is pending. A failure rolls it back: it stays pending."""
+        ``None`` when none is pending. ``announce`` tells the other services (before the commit).
+        A failure rolls it back: it stays pending."""
         async with self._pool.acquire() as conn, conn.transaction():
             job = await conn.fetchrow(_NEXT_PENDING)
             if job is None:
                 return None
+            erasure_id = UUID(bytes=job["erasure_id"].bytes)
             org_id: str = job["org_id"]
             member: bytes = job["member_hash"]
             await _lock_org(conn, org_id)
@@ -207,8 +223,19 @@ class PrivacyRepository:
             columns = await conn.fetchval(_IDENTITIES_COLUMNS) or []
             if {"org_id", "email", "github_login"} <= set(columns):
                 removed += _count(await conn.execute(_ERASE_IDENTITIES, org_id, member))
-            await conn.execute(_DONE, job["erasure_id"], removed)
-        return ErasureDone(job["erasure_id"], org_id, removed, member_days, len(touched))
+            # Other services are told before the erasure is marked done: if telling them
+            # fails, the transaction rolls back and the erasure is taken up again.
+            integrations = [
+                r["integration_id"]
+                for r in await conn.fetch(
+                    "SELECT integration_id FROM integrations WHERE org_id = $1 "
+                    "ORDER BY integration_id",
+                    org_id,
+                )
+            ]
+            await announce(ErasureNotice(erasure_id, org_id, member, integrations))
+            await conn.execute(_DONE, erasure_id, removed)
+        return ErasureDone(erasure_id, org_id, removed, member_days, len(touched))
 
     # --- retention ----------------------------------------------------------------------------
 

@@ -8,3 +8,17 @@ CREATE TABLE purged_integrations (
     purge_seq      bigint NOT NULL CHECK (purge_seq >= 0),
     purged_at      timestamptz NOT NULL DEFAULT now()
 );
+
+-- Erasure of a member (GDPR article 17), told by the metrics service with MemberErased. The same
+-- hash as there: SHA-256 of the org id, a newline and the normalised identifier. The tombstone
+-- keeps the member out of the member directory when the provider lists them again.
+CREATE FUNCTION member_hash(org_id text, identifier text) RETURNS bytea
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN sha256(convert_to(org_id || E'\n' || identifier, 'UTF8'));
+
+CREATE TABLE erased_members (
+    org_id      text NOT NULL,
+    member_hash bytea NOT NULL CHECK (octet_length(member_hash) = 32),
+    erased_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org_id, member_hash)
+);
