@@ -17,7 +17,7 @@ import pytest
 
 from koalr_metrics.ingest import DaySpendRow, usage_copy
 from koalr_metrics.privacy_repository import PrivacyRepository
-from koalr_metrics.repository import MetricsRepository
+from koalr_metrics.repository import MetricsRepository, integration_lock_key
 from koalr_metrics.retention import apply_retention
 from tests.metrics.support import auth, make_settings, new_id, running_app, today, usage
 
@@ -180,3 +180,21 @@ async def test_one_run_deletes_exactly_the_expired_days_in_batches(seeded: Seede
 
     again = await apply_retention(seeded.privacy, default_days=400, batch_days=2)
     assert (again.days, again.rows_removed, again.batches) == (0, 0, 0)
+
+
+async def test_an_integration_being_written_is_left_for_the_next_run(seeded: Seeded) -> None:
+    writing = seeded.integrations[DEFAULT_ORG]
+    ingest = await asyncpg.connect(seeded.dsn)
+    try:
+        # The ingest holds this integration's write lock: retention does not wait for it.
+        await ingest.execute("SELECT pg_advisory_lock($1)", integration_lock_key(writing))
+        run = await apply_retention(seeded.privacy, default_days=400, batch_days=2)
+        assert run.busy == 1
+        assert await _days(seeded.dsn, writing) == list(SEEDED[DEFAULT_ORG])
+        await ingest.execute("SELECT pg_advisory_unlock($1)", integration_lock_key(writing))
+    finally:
+        await ingest.close()
+    again = await apply_retention(seeded.privacy, default_days=400, batch_days=2)
+    assert again.busy == 0
+    kept = [d for d in SEEDED[DEFAULT_ORG] if d not in EXPIRED[DEFAULT_ORG]]
+    assert await _days(seeded.dsn, writing) == kept

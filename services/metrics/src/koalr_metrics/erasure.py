@@ -32,7 +32,7 @@ from koalr_runtime.logs import get_logger
 log = get_logger(__name__)
 
 GITHUB_PREFIX: Final = "github:"
-_LOGIN: Final = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,99})$")
+_LOGIN: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 _MAX_EMAIL: Final = 320
 
 ERASURES = Counter("koalr_metrics_erasures_total", "Member erasures, by outcome", ["outcome"])
@@ -52,7 +52,7 @@ def parse_member(text: str) -> MemberIdentifier:
     value = text.strip().lower()
     if value.startswith(GITHUB_PREFIX):
         login = value.removeprefix(GITHUB_PREFIX)
-        if not _LOGIN.match(login):
+        if not _LOGIN.fullmatch(login):
             raise _invalid(
                 "The GitHub login after `github:` may hold only letters, digits, `-`, `_` and "
                 "`.` (at most 100 characters)."

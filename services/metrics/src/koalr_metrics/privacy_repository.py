@@ -246,15 +246,21 @@ class PrivacyRepository:
 
     async def drop_expired_days(
         self, integration_id: UUID, org_id: str, cutoff: date, max_days: int
-    ) -> RetentionBatch:
+    ) -> RetentionBatch | None:
         """Delete up to ``max_days`` of the integration's oldest days before ``cutoff`` (every
-        row of those days, rollups included), in one transaction: a day goes whole."""
+        row of those days, rollups included), in one transaction: a day goes whole.
+
+        Never waits for the ingest: with nothing expired no lock is taken, and an integration
+        whose rows are being written right now is left for the next run (``None``)."""
         removed = 0
         member_days = 0
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock($1)", integration_lock_key(integration_id)
-            )
+            if not await conn.fetch(_EXPIRED_DAYS, integration_id, cutoff, 1):
+                return RetentionBatch(integration_id, org_id, 0, 0, 0)
+            if not await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1)", integration_lock_key(integration_id)
+            ):
+                return None
             days: list[date] = [
                 r["day"] for r in await conn.fetch(_EXPIRED_DAYS, integration_id, cutoff, max_days)
             ]

@@ -29,6 +29,8 @@ class RetentionRun:
     member_days: int = 0
     rows_removed: int = 0
     batches: int = 0
+    busy: int = 0
+    """Integrations skipped because the ingest was writing them (done on the next run)."""
 
 
 async def apply_retention(
@@ -40,6 +42,10 @@ async def apply_retention(
         touched = False
         while True:
             batch = await repository.drop_expired_days(integration_id, org_id, cutoff, batch_days)
+            if batch is None:
+                run.busy += 1
+                log.info("retention.busy", org_id=org_id, integration_id=str(integration_id))
+                break
             if not batch.days:
                 break
             touched = True
@@ -68,5 +74,6 @@ async def apply_retention(
         member_days=run.member_days,
         rows_removed=run.rows_removed,
         batches=run.batches,
+        busy=run.busy,
     )
     return run
