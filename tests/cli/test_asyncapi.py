@@ -65,6 +65,11 @@ def test_every_topic_with_its_publishers_consumer_groups_and_events() -> None:
             "receive": {"connector-sync-status", "metrics-sync-status"},
             "events": {"SyncStatusChanged"},
         },
+        topics.MEMBER_ERASURES: {
+            "send": {"metrics"},
+            "receive": {"syncer-member-erasures"},
+            "events": {"MemberErased"},
+        },
         topics.DEAD_LETTERS: {
             "send": {"connector", "syncer", "metrics"},
             "receive": set(),

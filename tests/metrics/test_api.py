@@ -327,6 +327,7 @@ async def test_policy_lets_members_see_spend_with_the_chosen_threshold(seeded: S
             "members_can_see_spend": False,
             "min_group_size": 5,
             "cursor_seat_price_cents": 4000,
+            "retention_days": 400,
         },
     )
     for bad in (
@@ -352,6 +353,7 @@ async def test_policy_lets_members_see_spend_with_the_chosen_threshold(seeded: S
         "members_can_see_spend": True,
         "min_group_size": 4,
         "cursor_seat_price_cents": 4000,
+        "retention_days": 400,
     }
 
     summary = f"/v1/orgs/{POLICY_ORG}/ai-analytics/summary"
@@ -565,7 +567,11 @@ async def test_every_body_validates_against_the_openapi_document(seeded: Seeded)
         assert response.status_code == 200
         summary_seen(check("summary", "get", response))
     for min_group_size in (4, 7):
-        policy = {"members_can_see_spend": True, "min_group_size": min_group_size}
+        policy = {
+            "members_can_see_spend": True,
+            "min_group_size": min_group_size,
+            "retention_days": 400 + min_group_size,
+        }
         response = await seeded.client.put(settings_url, headers=admin, json=policy)
         assert check("settings", "put", response) == {
             "org_id": OTHER_ORG,

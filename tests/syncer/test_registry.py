@@ -15,9 +15,10 @@ from koalr_contracts import (
     SyncJobRequested,
     topics,
 )
+from koalr_providers.cursor.shapes import Member
 from koalr_runtime.sealing import Sealer
 from koalr_sandbox.testing import SandboxTeam
-from koalr_syncer.repository import IntegrationRepository, StatusRepository
+from koalr_syncer.repository import IntegrationRepository, MemberRepository, StatusRepository
 from koalr_syncer.service import Registry, StatusReporter
 from tests.syncer.conftest import ClockView, MakeSettings, Pools
 from tests.syncer.helpers import ORG, connected_event
@@ -159,3 +160,60 @@ async def test_unordered_events_of_schema_version_1_apply_in_arrival_order(
     integration = await integrations.get(connected.integration_id)
     assert integration is not None
     assert (integration.plan, integration.status) == ("team", "degraded")
+
+
+async def test_a_purge_deletes_every_row_and_later_events_of_it_are_stale(
+    pools: Pools, sealer: Sealer, make_settings: MakeSettings, clock: ClockView
+) -> None:
+    integrations = IntegrationRepository(pools[0])
+    publisher = Recorder()
+    registry = registry_on(
+        integrations=integrations,
+        publisher=publisher,
+        pools=pools,
+        sealer=sealer,
+        make_settings=make_settings,
+        clock=clock,
+    )
+    team = SandboxTeam(team_id="team-purged", api_key="crsr_purged")
+    connected = connected_event(sealer, team).model_copy(update={"sequence": 1})
+    integration_id = connected.integration_id
+    assert await registry.apply(connected) == "connected"
+    await MemberRepository(pools[0]).upsert(
+        integration_id,
+        [Member("ann@example.com", "Ann", "1", "member", is_removed=False)],
+    )
+    purge = IntegrationDisconnected(
+        org_id=ORG, integration_id=integration_id, provider="cursor", sequence=2, purge=True
+    )
+
+    assert await registry.apply(purge) == "purged"
+
+    async with pools[0].acquire() as conn:
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND column_name = 'integration_id'"
+        )
+        left = {
+            t["table_name"]: await conn.fetchval(
+                f'SELECT count(*) FROM "{t["table_name"]}" WHERE integration_id = $1',  # noqa: S608
+                integration_id,
+            )
+            for t in tables
+        }
+    assert {table: n for table, n in left.items() if n} == {"purged_integrations": 1}
+    # A redelivered purge, the connect delivered again and a late rotation change nothing.
+    assert await registry.apply(purge) == "stale"
+    assert await registry.apply(connected) == "stale"
+    rotation = IntegrationCredentialsRotated(
+        org_id=ORG,
+        integration_id=integration_id,
+        provider="cursor",
+        plan="business",
+        sealed_credential=sealer.seal("crsr_late", context=str(integration_id)),
+        sequence=3,
+    )
+    assert await registry.apply(rotation) == "stale"
+    assert await integrations.get(integration_id) is None
+    # Only the first connect's backfill job was published.
+    assert len(publisher.published) == 1

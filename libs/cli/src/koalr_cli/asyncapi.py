@@ -24,7 +24,14 @@ import yaml
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from koalr_contracts import Alert, DeadLetter, SyncJobRequested, SyncStatusChanged, topics
+from koalr_contracts import (
+    Alert,
+    DeadLetter,
+    MemberErased,
+    SyncJobRequested,
+    SyncStatusChanged,
+    topics,
+)
 from koalr_contracts.decoding import IntegrationEvent, UsageEvent
 
 TITLE: Final = "Koalr event topics"
@@ -71,6 +78,14 @@ TOPICS: Final = (
         "The state, progress and freshness of an integration's sync.",
         ("syncer",),
         (("connector", "connector-sync-status"), ("metrics", "metrics-sync-status")),
+    ),
+    Topic(
+        topics.MEMBER_ERASURES,
+        MemberErased,
+        "A member was erased (GDPR article 17), named by a hash only: delete what is held of "
+        "them for this integration and keep them out.",
+        ("metrics",),
+        (("syncer", "syncer-member-erasures"),),
     ),
     Topic(
         topics.DEAD_LETTERS,

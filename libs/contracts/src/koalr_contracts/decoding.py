@@ -15,6 +15,7 @@ from koalr_contracts.events import (
     IntegrationConnected,
     IntegrationCredentialsRotated,
     IntegrationDisconnected,
+    MemberErased,
     SeatsSnapshot,
     SyncJobRequested,
     SyncStatusChanged,
@@ -38,6 +39,7 @@ AnyEvent: TypeAlias = (
     | SeatsSnapshot
     | DaySpend
     | SyncStatusChanged
+    | MemberErased
     | DeadLetter
     | Alert
 )
@@ -47,6 +49,7 @@ _ADAPTERS: Final[dict[str, TypeAdapter[Any]]] = {
     topics.SYNC_JOBS: TypeAdapter(SyncJobRequested),
     topics.USAGE_RECORDS: TypeAdapter(UsageEvent),
     topics.SYNC_STATUS: TypeAdapter(SyncStatusChanged),
+    topics.MEMBER_ERASURES: TypeAdapter(MemberErased),
     topics.DEAD_LETTERS: TypeAdapter(DeadLetter),
     topics.ALERTS: TypeAdapter(Alert),
 }

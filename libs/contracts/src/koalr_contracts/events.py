@@ -186,6 +186,21 @@ class IntegrationDisconnected(Event):
     purge: bool = False
 
 
+# --- koalr.member-erasures.v1 -----------------------------------------------------------------
+
+
+class MemberErased(Event):
+    """An org's admin had a member erased (GDPR article 17): every service deletes what it holds
+    of that member for this integration and keeps them out from now on. One event per
+    integration of the org. The member is named only by ``member_hash``: SHA-256 of the org id,
+    a newline and the normalised identifier (the email lower-cased, or ``github:`` and the login
+    lower-cased), in lower-case hex; never by the identifier itself."""
+
+    event_type: Literal["MemberErased"] = "MemberErased"
+    erasure_id: UUID
+    member_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
 # --- koalr.sync-jobs.v1 -----------------------------------------------------------------------
 
 
@@ -533,6 +548,7 @@ EVENT_TYPES: tuple[type[ContractModel], ...] = (
     IntegrationConnected,
     IntegrationCredentialsRotated,
     IntegrationDisconnected,
+    MemberErased,
     SyncJobRequested,
     UsageRecord,
     CycleSpendSnapshot,

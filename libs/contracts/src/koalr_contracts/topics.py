@@ -18,10 +18,21 @@ USAGE_RECORDS: Final = "koalr.usage-records.v1"
 SYNC_STATUS: Final = "koalr.sync-status.v1"
 """SyncStatusChanged (syncer) -> metrics, connector."""
 
+MEMBER_ERASURES: Final = "koalr.member-erasures.v1"
+"""MemberErased (metrics, once per integration of the org) -> syncer."""
+
 DEAD_LETTERS: Final = "koalr.dead-letters.v1"
 """DeadLetter: any message a consumer could not process, with its origin and the reason."""
 
 ALERTS: Final = "koalr.alerts.v1"
 """Alert (metrics): spend anomalies and newly idle seats, once per ``alert_key``."""
 
-ALL_TOPICS: Final = (INTEGRATIONS, SYNC_JOBS, USAGE_RECORDS, SYNC_STATUS, DEAD_LETTERS, ALERTS)
+ALL_TOPICS: Final = (
+    INTEGRATIONS,
+    SYNC_JOBS,
+    USAGE_RECORDS,
+    SYNC_STATUS,
+    MEMBER_ERASURES,
+    DEAD_LETTERS,
+    ALERTS,
+)

@@ -98,6 +98,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             CopilotValidator(GitHubDetector(github_http, timeout_s=settings.provider_timeout_s)),
             sealer,
             backfill_days=settings.backfill_days,
+            claim_ttl_s=settings.connect_claim_ttl_s,
             on_outbox_write=relay.wake,
         )
         register_sync_status_subscriber(broker, settings, service)

@@ -43,3 +43,16 @@ class AlreadyConnectedError(ConnectorError):
             "/credentials, or disconnect it first."
         )
         self.existing_id = existing_id
+
+
+class ConnectInProgressError(ConnectorError):
+    """Another request is connecting the same team or GitHub organisation right now."""
+
+    code = "already_connected"
+
+    def __init__(self, provider: str, external_id: str) -> None:
+        what = "Cursor team" if provider == "cursor" else "GitHub organisation"
+        super().__init__(
+            f"{what} {external_id!r} is being connected to this organisation by another "
+            "request; list the integrations in a moment to see it."
+        )

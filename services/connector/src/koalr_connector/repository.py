@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 from uuid import UUID
@@ -26,6 +27,14 @@ _INTEGRATION_COLUMNS = (
     "created_at, sync_state, sync_last_success_at, sync_data_through, sync_progress, "
     "sync_error_code, sync_error_message, sync_status_seq"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectBlocked:
+    """Why a connect claim was not taken: a live integration (its id), or another connect of
+    the same key in progress (``None``)."""
+
+    existing_id: UUID | None
 
 
 def _integration(row: asyncpg.Record) -> Integration:
@@ -61,6 +70,7 @@ class Repository:
         self._schema = schema
         self._integrations = f'"{schema}".integrations'
         self._outbox = f'"{schema}".outbox'
+        self._claims = f'"{schema}".connect_claims'
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
@@ -110,6 +120,59 @@ class Repository:
             external_id,
         )
         return found
+
+    async def claim_connect(
+        self, org_id: str, provider: str, external_id: str, ttl_s: float
+    ) -> UUID | ConnectBlocked:
+        """Take the claim on connecting ``external_id`` (compared lower-cased), in its own
+        transaction; returns the claim's id, or what blocks it.
+
+        The claim is inserted before the live twin is looked for: a concurrent claimant either
+        conflicts with this row (and waits for its transaction) or, if it completed first,
+        its integration is visible to the look-up that follows (a new snapshot per statement).
+        A lapsed claim (``expires_at`` before PostgreSQL's ``now()``) is replaced.
+        """
+        key = external_id.lower()
+        async with self.transaction() as conn:
+            claim_id: UUID | None = await conn.fetchval(
+                f"INSERT INTO {self._claims} AS c "  # noqa: S608 - schema name is validated
+                "(org_id, provider, external_key, claim_id, expires_at) "
+                "VALUES ($1, $2, $3, gen_random_uuid(), now() + make_interval(secs => $4)) "
+                "ON CONFLICT (org_id, provider, external_key) DO UPDATE SET "
+                "claim_id = EXCLUDED.claim_id, expires_at = EXCLUDED.expires_at "
+                "WHERE c.expires_at < now() "
+                "RETURNING claim_id",
+                org_id,
+                provider,
+                key,
+                ttl_s,
+            )
+            if claim_id is None:
+                return ConnectBlocked(existing_id=None)
+            existing: UUID | None = await conn.fetchval(
+                f"SELECT id FROM {self._integrations} "  # noqa: S608
+                "WHERE org_id = $1 AND provider = $2 AND lower(external_id) = $3 "
+                "AND disconnected_at IS NULL",
+                org_id,
+                provider,
+                key,
+            )
+            if existing is not None:
+                await conn.execute(
+                    f"DELETE FROM {self._claims} WHERE claim_id = $1",  # noqa: S608
+                    claim_id,
+                )
+                return ConnectBlocked(existing_id=existing)
+        return claim_id
+
+    async def release_claim(self, conn: Conn | None, claim_id: UUID) -> None:
+        """Remove a connect claim (in the caller's transaction, or on its own)."""
+        sql = f"DELETE FROM {self._claims} WHERE claim_id = $1"  # noqa: S608
+        if conn is not None:
+            await conn.execute(sql, claim_id)
+            return
+        async with self._pool.acquire() as own:
+            await own.execute(sql, claim_id)
 
     async def insert(self, conn: Conn, integration: Integration) -> Integration:
         """Insert a new integration; raises ``asyncpg.UniqueViolationError`` on a live twin."""
@@ -206,6 +269,33 @@ class Repository:
         )
         return _integration(row) if row is not None else None
 
+    async def purge(self, conn: Conn, integration_id: UUID) -> int:
+        """Delete the integration's row and its published outbox rows; mark the unpublished ones
+        (the purge event among them) to be deleted once published. Returns the rows deleted."""
+        deleted = 0
+        for sql in (
+            (
+                f"DELETE FROM {self._outbox} "  # noqa: S608
+                "WHERE integration_id = $1 AND published_at IS NOT NULL"
+            ),
+            f"DELETE FROM {self._integrations} WHERE id = $1",  # noqa: S608
+        ):
+            status: str = await conn.execute(sql, integration_id)
+            deleted += int(status.rsplit(" ", 1)[-1])
+        await conn.execute(
+            f"UPDATE {self._outbox} SET purge_when_published = true "  # noqa: S608
+            "WHERE integration_id = $1",
+            integration_id,
+        )
+        # The audit log keeps that an admin connected and purged the integration, but no
+        # longer which team or organisation at the provider it was.
+        await conn.execute(
+            f'UPDATE "{self._schema}".audit_log '  # noqa: S608 - schema name is validated
+            "SET details = details - 'external_id' WHERE target = $1",
+            str(integration_id),
+        )
+        return deleted
+
     async def next_event_sequence(self, conn: Conn, integration_id: UUID) -> int:
         """The sequence of the integration's next event, taken in the caller's transaction.
 
@@ -275,6 +365,12 @@ class Repository:
         ]
 
     async def mark_published(self, conn: Conn, ids: Sequence[int]) -> None:
+        """Mark messages published; those of a purged integration are deleted instead."""
+        await conn.execute(
+            f"DELETE FROM {self._outbox} "  # noqa: S608
+            "WHERE id = ANY($1::bigint[]) AND purge_when_published",
+            list(ids),
+        )
         await conn.execute(
             f"UPDATE {self._outbox} SET published_at = now(), "  # noqa: S608
             "attempts = attempts + 1 WHERE id = ANY($1::bigint[])",

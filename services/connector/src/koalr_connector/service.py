@@ -18,6 +18,7 @@ import asyncpg
 from koalr_connector.copilot import CopilotCheck, CopilotValidator, github_login
 from koalr_connector.errors import (
     AlreadyConnectedError,
+    ConnectInProgressError,
     ConnectorError,
     InvalidRequestError,
     NotFoundError,
@@ -31,7 +32,7 @@ from koalr_connector.integrations import (
     plan_error,
 )
 from koalr_connector.outbox import OutboxMessage
-from koalr_connector.repository import Conn, Repository
+from koalr_connector.repository import Conn, ConnectBlocked, Repository
 from koalr_contracts import (
     ORG_ID_RULE,
     AnyEvent,
@@ -110,6 +111,7 @@ class ConnectorService:
         sealer: Sealer,
         *,
         backfill_days: int = 30,
+        claim_ttl_s: float = 60.0,
         on_outbox_write: Callable[[], None] = lambda: None,
         today: Callable[[], date] = _today,
     ) -> None:
@@ -118,6 +120,7 @@ class ConnectorService:
         self._copilot = copilot
         self._sealer = sealer
         self._backfill_days = backfill_days
+        self._claim_ttl_s = claim_ttl_s
         self._on_outbox_write = on_outbox_write
         self._today = today
 
@@ -153,17 +156,37 @@ class ConnectorService:
         *,
         actor: Actor,
     ) -> Integration:
-        """Refuse a duplicate, ask the provider (nothing is stored before), then store."""
+        """Claim the key, ask the provider (nothing else is stored before), then store.
+
+        The claim makes the duplicate check and the reservation one step: of concurrent
+        connects of the same team only the claimant asks the provider; the others get 409 at
+        once. A refused key (or any failure) releases the claim; storing releases it in the
+        transaction that inserts the integration.
+        """
         _check_org_id(org_id)
         try:
-            async with self._repository.transaction() as conn:
-                existing = await self._repository.find_live_id(conn, org_id, provider, external_id)
-            if existing is not None:
-                raise AlreadyConnectedError(provider, external_id, existing)
-            plan, standing = await validate()
-            integration = await self._store_new(
-                org_id, provider, external_id, plan, secret, standing=standing, actor=actor
+            claim = await self._repository.claim_connect(
+                org_id, provider, external_id, self._claim_ttl_s
             )
+            if isinstance(claim, ConnectBlocked):
+                if claim.existing_id is None:
+                    raise ConnectInProgressError(provider, external_id)
+                raise AlreadyConnectedError(provider, external_id, claim.existing_id)
+            try:
+                plan, standing = await validate()
+                integration = await self._store_new(
+                    org_id,
+                    provider,
+                    external_id,
+                    plan,
+                    secret,
+                    standing=standing,
+                    actor=actor,
+                    claim=claim,
+                )
+            except BaseException:
+                await self._repository.release_claim(None, claim)
+                raise
         except (ConnectorError, ProviderError) as exc:
             CONNECTS.labels(provider, exc.code).inc()
             raise
@@ -182,6 +205,7 @@ class ConnectorService:
         *,
         standing: Standing,
         actor: Actor,
+        claim: UUID,
     ) -> Integration:
         integration_id = uuid4()
         status: Literal["active", "degraded"] = "active" if standing is None else "degraded"
@@ -227,6 +251,7 @@ class ConnectorService:
                         "status": stored.status,
                     },
                 )
+                await self._repository.release_claim(conn, claim)
         except asyncpg.UniqueViolationError:
             async with self._repository.transaction() as conn:
                 existing = await self._repository.find_live_id(conn, org_id, provider, external_id)
@@ -399,6 +424,9 @@ class ConnectorService:
                 "integration.disconnect",
                 {"provider": gone.provider, "purge": purge},
             )
+            if purge:
+                # Nothing of it stays here: the row, and its events once they are on Kafka.
+                await self._repository.purge(conn, gone.id)
         self._on_outbox_write()
         log.info(
             "integration.disconnected",

@@ -40,6 +40,13 @@ class ConnectorSettings(
         le=120,
         description="Budget for validating a key against the provider (all calls, retries included).",
     )
+    connect_claim_ttl_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="A connect's claim on its team or GitHub organisation lapses after this "
+        "long if its process died mid-connect (keep it above provider_timeout_s).",
+    )
     backfill_days: int = Field(
         default=30, ge=1, le=90, description="Days the syncer backfills on connect."
     )

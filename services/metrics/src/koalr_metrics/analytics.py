@@ -43,6 +43,7 @@ from koalr_metrics.seats import NO_SEAT_COST, BilledSeat, SeatCost, SeatCounts
 DEFAULT_MIN_GROUP_SIZE: Final = 5
 DEFAULT_CURSOR_SEAT_PRICE_CENTS: Final = 4000
 """Cursor Teams list price per seat and month ($40), until an admin sets the org's own."""
+DEFAULT_RETENTION_DAYS: Final = 400
 SHARE_QUANTUM: Final = Decimal("0.0001")
 CURRENCY: Final[Literal["USD"]] = "USD"
 ZERO_CENTS: Final = Decimal(0)
@@ -55,6 +56,8 @@ class Policy:
     members_can_see_spend: bool = False
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE
     cursor_seat_price_cents: int = DEFAULT_CURSOR_SEAT_PRICE_CENTS
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    """Member days older than this are deleted by the retention job."""
 
 
 DEFAULT_POLICY: Final = Policy()
@@ -338,4 +341,5 @@ def policy_document(org_id: str, policy: Policy) -> PolicyOut:
         "members_can_see_spend": policy.members_can_see_spend,
         "min_group_size": policy.min_group_size,
         "cursor_seat_price_cents": policy.cursor_seat_price_cents,
+        "retention_days": policy.retention_days,
     }

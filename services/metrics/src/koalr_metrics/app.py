@@ -16,20 +16,25 @@ from faststream.kafka import KafkaBroker
 
 from koalr_contracts import topics
 from koalr_metrics.alerts import AlertsPublisher, kafka_publisher
+from koalr_metrics.analytics import DEFAULT_RETENTION_DAYS
+from koalr_metrics.background import PeriodicJob
 from koalr_metrics.decoder import create_decoder
+from koalr_metrics.erasure import ErasureService, member_erased_events, run_pending_erasures
 from koalr_metrics.handlers import BEARER_SCHEME, audit_router, register_subscribers, router
 from koalr_metrics.insights import AnomalyRule
 from koalr_metrics.people_handlers import router as people_router
 from koalr_metrics.people_repository import PeopleRepository
 from koalr_metrics.people_service import PeopleService
+from koalr_metrics.privacy_repository import ErasureNotice, PrivacyRepository
 from koalr_metrics.repository import InsightsRepository, MetricsRepository
+from koalr_metrics.retention import apply_retention
 from koalr_metrics.service import AnalyticsService, IngestService, InsightsService, utc_today
 from koalr_metrics.settings import MetricsSettings
 from koalr_runtime.auth import JwtAuthenticator
 from koalr_runtime.db import create_pool
 from koalr_runtime.edge import EdgeAPI, install_edge
 from koalr_runtime.http import install_error_handlers, install_observability
-from koalr_runtime.kafka import ensure_topics, make_broker, wait_for_kafka
+from koalr_runtime.kafka import ensure_topics, make_broker, publish_events, wait_for_kafka
 from koalr_runtime.logs import get_logger
 from koalr_runtime.migrations import migrate
 
@@ -97,12 +102,16 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             app.state.analytics = AnalyticsService(repository)
             app.state.insights, app.state.alerts = _insights(settings, pool, repository, broker)
             app.state.people = PeopleService(PeopleRepository(pool), utc_today)
+            erasures, retention = _privacy_jobs(app, PrivacyRepository(pool), settings, broker)
+            produced = (topics.MEMBER_ERASURES, topics.DEAD_LETTERS, topics.ALERTS)
             await ensure_topics(
                 settings.kafka_bootstrap_servers,
-                [settings.topic(t) for t in (*CONSUMED_TOPICS, topics.DEAD_LETTERS, topics.ALERTS)],
+                [settings.topic(t) for t in (*CONSUMED_TOPICS, *produced)],
                 partitions=settings.topic_partitions,
             )
             await broker.start()
+            erasures.start()
+            retention.start()
             jobs = BackgroundJobs()
             if settings.alerts_interval_s > 0:
                 jobs.start(app.state.alerts.run_forever(settings.alerts_interval_s))
@@ -111,6 +120,8 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
                 yield
             finally:
                 await jobs.stop()
+                await retention.stop()
+                await erasures.stop()
                 await usage_consumer.close()
                 await broker.stop()
         finally:
@@ -190,6 +201,32 @@ class BackgroundJobs:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _privacy_jobs(
+    app: FastAPI, privacy: PrivacyRepository, settings: MetricsSettings, broker: KafkaBroker
+) -> tuple[PeriodicJob, PeriodicJob]:
+    """The erasure and retention jobs (started by the lifespan) and the erasure routes'
+    service, which wakes the erasure job on each request."""
+
+    async def announce(notice: ErasureNotice) -> None:
+        await publish_events(
+            broker, settings.topic(topics.MEMBER_ERASURES), member_erased_events(notice)
+        )
+
+    erasures = PeriodicJob(
+        "erasure", lambda: run_pending_erasures(privacy, announce), settings.erasure_interval_s
+    )
+    retention = PeriodicJob(
+        "retention",
+        lambda: apply_retention(
+            privacy, default_days=DEFAULT_RETENTION_DAYS, batch_days=settings.retention_batch_days
+        ),
+        settings.retention_interval_s,
+    )
+    app.state.privacy = privacy
+    app.state.erasures = ErasureService(privacy, on_request=erasures.wake)
+    return erasures, retention
 
 
 class MetricsAPI(EdgeAPI):

@@ -23,9 +23,12 @@ from koalr_metrics.csvout import (
     csv_response,
     members_rows,
 )
+from koalr_metrics.erasure import ErasureService
 from koalr_metrics.jsonio import ExactJSONResponse
 from koalr_metrics.repository import MetricsRepository
 from koalr_metrics.schemas import (
+    ErasureAcceptedOut,
+    ErasureOut,
     ErrorOut,
     InsightsOut,
     MembersOut,
@@ -393,8 +396,14 @@ async def insights_service(request: Request) -> InsightsService:
     return service
 
 
+async def erasure_service(request: Request) -> ErasureService:
+    service: ErasureService = request.app.state.erasures
+    return service
+
+
 AnalyticsDep = Annotated[AnalyticsService, Depends(analytics_service)]
 InsightsDep = Annotated[InsightsService, Depends(insights_service)]
+ErasureDep = Annotated[ErasureService, Depends(erasure_service)]
 OrgAdminDep = Annotated[Principal, Depends(org_admin)]
 Days = Annotated[int, Query(ge=1, le=90, description="Days up to today (UTC), 1 to 90.")]
 ProviderFilter = Annotated[Provider | None, Query(description="Only this provider.")]
@@ -512,7 +521,12 @@ async def get_settings(org_id: str, principal: OrgAdminDep, analytics: Analytics
 async def put_settings(
     org_id: str, body: PolicyIn, principal: OrgAdminDep, analytics: AnalyticsDep
 ) -> Response:
-    policy = Policy(body.members_can_see_spend, body.min_group_size, body.cursor_seat_price_cents)
+    policy = Policy(
+        members_can_see_spend=body.members_can_see_spend,
+        min_group_size=body.min_group_size,
+        cursor_seat_price_cents=body.cursor_seat_price_cents,
+        retention_days=body.retention_days,
+    )
     return ExactJSONResponse(await analytics.set_policy(principal, org_id, policy))
 
 
@@ -537,3 +551,39 @@ async def get_audit_log(
 ) -> AuditLogPage:
     repository: MetricsRepository = request.app.state.repository
     return await repository.audit_page(org_id, limit=limit, before=before)
+
+
+@router.delete(
+    "/members/{member}",
+    status_code=202,
+    response_model=ErasureAcceptedOut,
+    responses={
+        **_ADMIN_ERRORS,
+        422: _error(
+            "`invalid_request`: the member is neither an email address nor `github:<login>`."
+        ),
+    },
+    summary="Erase a member's data from every store and keep it out of later syncs (admins only)",
+    description="Accepted at once (202) whether or not the member has data: the member is "
+    "tombstoned (later records are dropped at ingest) and the stored rows are deleted by a job; "
+    "follow it at `GET .../erasures/{erasure_id}`.",
+)
+async def erase_member(
+    org_id: str, member: str, principal: OrgAdminDep, erasures: ErasureDep
+) -> Response:
+    return ExactJSONResponse(await erasures.request(principal, org_id, member), status_code=202)
+
+
+@router.get(
+    "/erasures/{erasure_id}",
+    response_model=ErasureOut,
+    responses={
+        **_ADMIN_ERRORS,
+        404: _error("`not_found`: no such erasure in this organisation."),
+    },
+    summary="Status of an erasure request (admins only)",
+)
+async def get_erasure(
+    org_id: str, erasure_id: str, principal: OrgAdminDep, erasures: ErasureDep
+) -> Response:
+    return ExactJSONResponse(await erasures.status(principal, org_id, erasure_id))

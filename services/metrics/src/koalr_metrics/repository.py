@@ -74,10 +74,12 @@ def integration_lock_key(integration_id: UUID) -> int:
 class StoreOutcome:
     member_days: int
     """Member-day rows written (new or replaced); the rest were older than what was stored,
-    or belonged to a purged integration."""
+    belonged to a purged integration, or to an erased member."""
     snapshots: int
     seat_snapshots: int = 0
     day_spends: int = 0
+    erased: int = 0
+    """Member-day rows dropped because their member was erased (a tombstone)."""
 
 
 # Created once per connection (the pool's init hook); emptied by every commit.
@@ -99,6 +101,22 @@ INSERT INTO integrations (integration_id, org_id, provider, status)
 SELECT t.integration_id, t.org_id, t.provider, 'unconfirmed'
 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(integration_id, org_id, provider)
 ON CONFLICT (integration_id) DO NOTHING
+"""
+
+# Orgs of a chunk that have erased members: only their rows need the tombstone check.
+_ORGS_WITH_TOMBSTONES: Final = """
+SELECT DISTINCT org_id FROM erased_members WHERE org_id = ANY($1::text[])
+"""
+
+# Staged member days of erased members (migration 0007: member_hash, erased_members) leave the
+# stage before the upsert, so neither they nor their models are stored.
+_DROP_ERASED_MEMBER_DAYS: Final = """
+DELETE FROM stage_member_days s
+USING integrations i, erased_members e
+WHERE i.integration_id = s.integration_id AND i.org_id = ANY($1::text[])
+  AND e.org_id = i.org_id
+  AND (e.member_hash = member_hash(i.org_id, s.email)
+       OR e.member_hash = member_hash(i.org_id, 'github:' || lower(s.login)))
 """
 
 _UPSERT_MEMBER_DAYS: Final = """
@@ -148,7 +166,7 @@ JOIN stage_accepted a USING (integration_id, day, member_key)
 # Rollups of the touched (integration, day) pairs recomputed from the member rows, in one
 # statement: the daily rollups, then per model an upsert of the models still there and a delete
 # of those gone (disjoint rows). LATERAL keeps every aggregate an index lookup per pair.
-_REFRESH_ROLLUPS: Final = """
+REFRESH_ROLLUPS: Final = """
 WITH touched AS (
     SELECT * FROM unnest($1::uuid[], $2::date[]) AS t(integration_id, day)
 ), daily AS (
@@ -215,6 +233,10 @@ INSERT INTO cycle_snapshot_members (
 SELECT $1, t.member_key, t.email, t.name, t.spend_cents, t.overall_spend_cents
 FROM unnest($2::text[], $3::text[], $4::text[], $5::numeric[], $6::numeric[])
     AS t(member_key, email, name, spend_cents, overall_spend_cents)
+WHERE NOT EXISTS (
+    SELECT 1 FROM integrations i JOIN erased_members e ON e.org_id = i.org_id
+    WHERE i.integration_id = $1
+      AND e.member_hash IN (member_hash(i.org_id, t.email), member_hash(i.org_id, lower(t.member_key))))
 """
 
 _UPSERT_SEAT_SNAPSHOT: Final = """
@@ -247,6 +269,12 @@ FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[
             $9::date[], $10::timestamptz[])
     AS t(member_key, login, email, name, plan_type, price_cents, created_day,
          pending_cancellation_date, last_activity_at)
+WHERE NOT EXISTS (
+    SELECT 1 FROM integrations i JOIN erased_members e ON e.org_id = i.org_id
+    WHERE i.integration_id = $1
+      AND e.member_hash IN (
+          member_hash(i.org_id, t.email), member_hash(i.org_id, 'github:' || lower(t.login)),
+          member_hash(i.org_id, lower(t.member_key))))
 """
 
 # Keys are unique within a chunk (the decoder keeps the newest per key).
@@ -291,6 +319,9 @@ INSERT INTO integrations AS i (integration_id, org_id, provider, status, event_s
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (integration_id) DO UPDATE SET
     status = CASE WHEN i.status = 'purged' THEN 'purged' ELSE EXCLUDED.status END,
+    -- A purged integration is kept as a tombstone (late records are dropped) without its team.
+    external_id = CASE WHEN EXCLUDED.status = 'purged' OR i.status = 'purged' THEN NULL
+                       ELSE i.external_id END,
     event_seq = EXCLUDED.event_seq
 WHERE sequence_follows(EXCLUDED.event_seq, i.event_seq)
 RETURNING status
@@ -463,22 +494,35 @@ class MetricsRepository:
                 [integrations[i][0] for i in ids],
                 [integrations[i][1] for i in ids],
             )
+            erased = 0
             if usage.member_day_count:
-                written_days = await self._upsert_member_days(conn, usage)
+                written_days, erased = await self._upsert_member_days(
+                    conn, usage, sorted({org for org, _ in usage.integrations.values()})
+                )
             for snapshot in snapshots:
                 written_snapshots += await self._upsert_snapshot(conn, snapshot)
             written_seats = 0
             for seat_snapshot in seats:
                 written_seats += await self._upsert_seats(conn, seat_snapshot)
             written_spends = await self._upsert_day_spend(conn, day_spend)
-        return StoreOutcome(written_days, written_snapshots, written_seats, written_spends)
+        return StoreOutcome(
+            written_days, written_snapshots, written_seats, written_spends, erased=erased
+        )
 
     @staticmethod
-    async def _upsert_member_days(conn: Connection, usage: UsageCopy) -> int:
+    async def _upsert_member_days(
+        conn: Connection, usage: UsageCopy, org_ids: list[str]
+    ) -> tuple[int, int]:
+        """Returns the member days written and those dropped for an erased member."""
         await _copy_text(conn, "stage_member_days", usage.member_days, MEMBER_DAY_COLUMNS)
+        erased = 0
+        tombstoned = [r["org_id"] for r in await conn.fetch(_ORGS_WITH_TOMBSTONES, org_ids)]
+        if tombstoned:
+            status: str = await conn.execute(_DROP_ERASED_MEMBER_DAYS, tombstoned)
+            erased = int(status.rsplit(" ", 1)[-1])
         touched = await conn.fetch(_UPSERT_MEMBER_DAYS)
         if not touched:
-            return 0
+            return 0, erased
         accepted = sum(int(row["member_days"]) for row in touched)
         replaced = any(row["replaced"] for row in touched)
         if replaced:
@@ -490,11 +534,11 @@ class MetricsRepository:
             await _copy_text(conn, "stage_member_day_models", usage.models, MODEL_COLUMNS)
             await conn.execute(_INSERT_ACCEPTED_MODELS)
         await conn.execute(
-            _REFRESH_ROLLUPS,
+            REFRESH_ROLLUPS,
             [row["integration_id"] for row in touched],
             [row["day"] for row in touched],
         )
-        return accepted
+        return accepted, erased
 
     @staticmethod
     async def _upsert_snapshot(conn: Connection, snapshot: SnapshotRows) -> int:
@@ -624,42 +668,43 @@ class MetricsRepository:
 
     async def org_policy(self, org_id: str) -> Policy:
         row = await self._pool.fetchrow(
-            "SELECT members_can_see_spend, min_group_size, cursor_seat_price_cents "
+            "SELECT members_can_see_spend, min_group_size, cursor_seat_price_cents, retention_days "
             "FROM org_settings WHERE org_id = $1",
             org_id,
         )
         if row is None:
             return DEFAULT_POLICY
-        return Policy(
-            row["members_can_see_spend"], row["min_group_size"], row["cursor_seat_price_cents"]
-        )
+        return _policy(row)
 
     async def save_org_policy(self, org_id: str, policy: Policy, actor: audit.Actor) -> Policy:
         """Replace the org's policy and record the change in the audit log, in one transaction."""
         async with self._pool.acquire() as conn, conn.transaction():
             previous = await conn.fetchrow(
-                "SELECT members_can_see_spend, min_group_size, cursor_seat_price_cents "
-                "FROM org_settings WHERE org_id = $1 FOR UPDATE",
+                "SELECT members_can_see_spend, min_group_size, cursor_seat_price_cents, "
+                "retention_days FROM org_settings WHERE org_id = $1 FOR UPDATE",
                 org_id,
             )
             row = await conn.fetchrow(
                 """
                 INSERT INTO org_settings (
                     org_id, members_can_see_spend, min_group_size, cursor_seat_price_cents,
-                    updated_by)
-                VALUES ($1, $2, $3, $4, $5)
+                    retention_days, updated_by)
+                VALUES ($1, $2, $3, $4, $5, $6)
                 ON CONFLICT (org_id) DO UPDATE SET
                     members_can_see_spend = EXCLUDED.members_can_see_spend,
                     min_group_size = EXCLUDED.min_group_size,
                     cursor_seat_price_cents = EXCLUDED.cursor_seat_price_cents,
+                    retention_days = EXCLUDED.retention_days,
                     updated_by = EXCLUDED.updated_by,
                     updated_at = now()
-                RETURNING members_can_see_spend, min_group_size, cursor_seat_price_cents
+                RETURNING members_can_see_spend, min_group_size, cursor_seat_price_cents,
+                    retention_days
                 """,
                 org_id,
                 policy.members_can_see_spend,
                 policy.min_group_size,
                 policy.cursor_seat_price_cents,
+                policy.retention_days,
                 actor.sub,
             )
             assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
@@ -669,16 +714,9 @@ class MetricsRepository:
                 actor=actor,
                 action="settings.update",
                 target=org_id,
-                details={
-                    "members_can_see_spend": row["members_can_see_spend"],
-                    "min_group_size": row["min_group_size"],
-                    "cursor_seat_price_cents": row["cursor_seat_price_cents"],
-                    "previous": dict(previous) if previous is not None else None,
-                },
+                details={**dict(row), "previous": dict(previous) if previous is not None else None},
             )
-        return Policy(
-            row["members_can_see_spend"], row["min_group_size"], row["cursor_seat_price_cents"]
-        )
+        return _policy(row)
 
     async def audit_page(
         self, org_id: str, *, limit: int, before: int | None
@@ -997,3 +1035,12 @@ class InsightsRepository:
             finally:
                 if held:
                     await conn.execute("SELECT pg_advisory_unlock($1)", ALERTS_LOCK_KEY)
+
+
+def _policy(row: asyncpg.Record) -> Policy:
+    return Policy(
+        members_can_see_spend=row["members_can_see_spend"],
+        min_group_size=row["min_group_size"],
+        cursor_seat_price_cents=row["cursor_seat_price_cents"],
+        retention_days=row["retention_days"],
+    )

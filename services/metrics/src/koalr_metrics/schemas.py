@@ -16,6 +16,7 @@ Why ``TypedDict`` rather than ``BaseModel`` for the responses: docs/decisions/02
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 from typing import Annotated, Literal, NotRequired
 
@@ -86,6 +87,12 @@ class PolicyIn(BaseModel):
         description="What a Cursor seat costs the org per month, in cents (idle seats); "
         "default: the Teams list price, $40.",
     )
+    retention_days: StrictInt = Field(
+        default=400,
+        ge=31,
+        le=3650,
+        description="Member days older than this many days (and their rollups) are deleted.",
+    )
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -132,6 +139,7 @@ class PolicyOut(TypedDict):
     cursor_seat_price_cents: Annotated[
         int, Field(ge=0, le=1_000_000, description="A Cursor seat's monthly price, in cents.")
     ]
+    retention_days: Annotated[int, Field(ge=31, le=3650)]
 
 
 class RangeOut(TypedDict):
@@ -457,4 +465,34 @@ class PeopleOut(TypedDict):
     next: Annotated[
         str | None,
         Field(description="Pass as `cursor` for the next page; null on the last page."),
+    ]
+
+
+class ErasureAcceptedOut(TypedDict):
+    """An erasure request, accepted: it completes asynchronously (see its status route)."""
+
+    erasure_id: uuid.UUID
+    status: Literal["pending"]
+
+
+class ErasureOut(TypedDict):
+    """An erasure request and how far it got."""
+
+    erasure_id: uuid.UUID
+    member: Annotated[
+        str,
+        Field(
+            description="The member, masked (first character, and the email's domain): the "
+            "identifier itself is not kept."
+        ),
+    ]
+    status: Literal["pending", "done"]
+    requested_at: dt.datetime
+    completed_at: Annotated[dt.datetime | None, Field(description="Null while pending.")]
+    rows_removed: Annotated[
+        int | None,
+        Field(
+            description="Rows deleted from every store (null while pending); 0 for a member "
+            "with no stored data."
+        ),
     ]

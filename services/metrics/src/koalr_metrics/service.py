@@ -95,6 +95,8 @@ class IngestStats:
     """Usage batches handed to the decoder, including those later left for a re-read."""
     batches_left_for_later: int = 0
     """Usage batches read before a failed batch was sought back, dropped to be read again."""
+    erased_dropped: int = 0
+    """Member days dropped at ingest because their member was erased (not dead-lettered)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +201,7 @@ class IngestService:
         snapshots = [rows for _, rows in prepared.snapshots]
         seats = [rows for _, rows in prepared.seats]
         day_spend = [row for _, row in prepared.day_spend]
+        erased = 0
         try:
             outcome = await self._repo.store_usage(prepared.rows, snapshots, seats, day_spend)
         except Exception as exc:
@@ -210,14 +213,18 @@ class IngestService:
             written, refused = await self._usage_one_by_one(chunk, prepared)
         else:
             written, refused = outcome.member_days, []
+            erased = outcome.erased
         stored = (
             prepared.rows.member_day_count
             + len(snapshots)
             + len(seats)
             + len(day_spend)
             - len(refused)
+            - erased
         )
         RECORDS.labels("usage", "stored").inc(stored)
+        RECORDS.labels("usage", "erased_member").inc(erased)
+        self.stats.erased_dropped += erased
         RECORDS.labels("usage", "superseded_in_batch").inc(prepared.superseded)
         return written, refused
 
@@ -398,6 +405,7 @@ class AnalyticsService:
             org_id=org_id,
             members_can_see_spend=saved.members_can_see_spend,
             min_group_size=saved.min_group_size,
+            retention_days=saved.retention_days,
         )
         return policy_document(org_id, saved)
 

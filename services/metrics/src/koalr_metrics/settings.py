@@ -93,3 +93,24 @@ class MetricsSettings(ServiceSettings, AuthSettings, EdgeSettings):
         le=90,
         description="Days up to today whose spend the alerts evaluation judges.",
     )
+
+    erasure_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often the erasure job looks for pending erasures (a request in this "
+        "process wakes it at once; the interval picks up those of a crashed process).",
+    )
+    retention_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86_400 * 7,
+        description="How often the retention job deletes member days older than their org's "
+        "retention_days.",
+    )
+    retention_batch_days: int = Field(
+        default=7,
+        ge=1,
+        le=366,
+        description="Days of one integration the retention job deletes per transaction.",
+    )

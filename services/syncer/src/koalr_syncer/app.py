@@ -33,6 +33,7 @@ from koalr_syncer.repository import (
 )
 from koalr_syncer.service import (
     Clock,
+    Erasures,
     JobRunner,
     Publisher,
     Registry,
@@ -82,6 +83,7 @@ class SyncerRuntime:
         self._wrap_publisher = wrap_publisher
         self._registry: Registry | None = None
         self._jobs: JobRunner | None = None
+        self._erasures: Erasures | None = None
         self._scheduler: Scheduler | None = None
         self._pool: asyncpg.Pool[Any] | None = None
         self._http: dict[Provider, httpx.AsyncClient] = {}
@@ -98,6 +100,12 @@ class SyncerRuntime:
         if self._jobs is None:
             raise RuntimeError("the syncer runtime is not started")
         return self._jobs
+
+    @property
+    def erasures(self) -> Erasures:
+        if self._erasures is None:
+            raise RuntimeError("the syncer runtime is not started")
+        return self._erasures
 
     @property
     def scheduler(self) -> Scheduler:
@@ -152,13 +160,13 @@ class SyncerRuntime:
             sealer=sealer,
             now=self._now,
         )
+        members = MemberRepository(self._pool)
+        self._erasures = Erasures(members)
         self._jobs = JobRunner(
             settings=settings,
             integrations=integrations,
             runs=RunRepository(self._pool),
-            readers=Readers(
-                settings=settings, http=self._http, members=MemberRepository(self._pool)
-            ),
+            readers=Readers(settings=settings, http=self._http, members=members),
             publisher=publisher,
             status=status,
             sealer=sealer,

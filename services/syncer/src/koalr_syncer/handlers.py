@@ -29,6 +29,7 @@ from koalr_contracts import (
     IntegrationConnected,
     IntegrationCredentialsRotated,
     IntegrationDisconnected,
+    MemberErased,
     SyncJobRequested,
     decode_event,
     topics,
@@ -39,6 +40,7 @@ from koalr_runtime.pgerrors import is_permanent, is_transient
 from koalr_runtime.retry import RetryPause
 from koalr_syncer.service import (
     BadMessageError,
+    Erasures,
     IntegrationBusyError,
     IntegrationNotRegisteredYetError,
     JobRunner,
@@ -74,6 +76,9 @@ class Services(Protocol):
 
     @property
     def jobs(self) -> JobRunner: ...
+
+    @property
+    def erasures(self) -> Erasures: ...
 
 
 GiveUp = Callable[[Any, BaseException], Awaitable[None]]
@@ -245,8 +250,14 @@ def register_handlers(broker: KafkaBroker, settings: SyncerSettings, services: S
     registry_failures = _Failures()
     job_failures = _Failures()
 
+    erasures_group = settings.group("syncer-member-erasures")
+    erasure_failures = _Failures()
+
     async def apply_integration_event(event: IntegrationEvent) -> str:
         return await services.registry.apply(event)
+
+    async def apply_erasure(event: MemberErased) -> str:
+        return await services.erasures.apply(event)
 
     async def run_job(job: SyncJobRequested) -> str:
         return await services.jobs.run(job)
@@ -273,6 +284,27 @@ def register_handlers(broker: KafkaBroker, settings: SyncerSettings, services: S
             expected=(IntegrationConnected, IntegrationCredentialsRotated, IntegrationDisconnected),
             handle=apply_integration_event,
             failures=registry_failures,
+        )
+
+    @broker.subscriber(
+        settings.topic(topics.MEMBER_ERASURES),
+        group_id=erasures_group,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+        max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_member_erased(msg: KafkaMessage) -> None:
+        await _consume(
+            msg,
+            broker=broker,
+            group=erasures_group,
+            dead_letter_topic=dead_letters,
+            expected=(MemberErased,),
+            handle=apply_erasure,
+            failures=erasure_failures,
         )
 
     @broker.subscriber(

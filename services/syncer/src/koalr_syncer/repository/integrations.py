@@ -30,7 +30,10 @@ class IntegrationRepository:
             integration_id,
         )
         if row is None:
-            return EventOrder.NEW
+            purged = await conn.fetchval(
+                "SELECT 1 FROM purged_integrations WHERE integration_id = $1", integration_id
+            )
+            return EventOrder.NEW if purged is None else EventOrder.STALE
         return order_of(event_id, sequence, row["last_event_id"], row["last_event_seq"])
 
     async def connect(
@@ -176,11 +179,26 @@ class IntegrationRepository:
             )
             return order, int(unblocked or 0)
 
+    async def is_purged(self, integration_id: UUID) -> bool:
+        found = await self._pool.fetchval(
+            "SELECT 1 FROM purged_integrations WHERE integration_id = $1", integration_id
+        )
+        return found is not None
+
     async def disconnect(
-        self, integration_id: UUID, event_id: UUID, event_at: datetime, sequence: int
+        self,
+        integration_id: UUID,
+        event_id: UUID,
+        event_at: datetime,
+        sequence: int,
+        *,
+        purge: bool = False,
     ) -> EventOrder:
         async with self._pool.acquire() as conn, conn.transaction():
             order = await self._order(conn, integration_id, event_id, sequence)
+            if purge and order in {EventOrder.NEXT, EventOrder.NEW}:
+                await self._purge(conn, integration_id, sequence)
+                return EventOrder.NEXT
             if order is not EventOrder.NEXT:
                 return order
             await conn.execute(
@@ -204,6 +222,22 @@ class IntegrationRepository:
                 [str(s) for s in ACTIVE_RUN_STATUSES],
             )
             return order
+
+    @staticmethod
+    async def _purge(conn: Connection, integration_id: UUID, sequence: int) -> None:
+        """Delete every row of the integration (its row cascades to schedule, runs, members and
+        completed days) and leave the tombstone."""
+        await conn.execute(
+            "INSERT INTO purged_integrations (integration_id, purge_seq) VALUES ($1, $2) "
+            "ON CONFLICT (integration_id) DO NOTHING",
+            integration_id,
+            sequence,
+        )
+        for table in ("jobs", "awaited_jobs", "status_sequences", "integrations"):
+            await conn.execute(
+                f"DELETE FROM {table} WHERE integration_id = $1",  # noqa: S608 - constant names
+                integration_id,
+            )
 
     async def fail(self, integration_id: UUID, sealed_used: str, reason: ErrorCode) -> bool:
         """Mark the integration failed and pause its schedule, unless the credential changed

@@ -3,7 +3,8 @@
 - :mod:`.registry`: applies ``koalr.integrations.v1`` and starts a backfill on connect;
 - :mod:`.runner`: runs one ``SyncJobRequested`` (a bounded chunk of a run);
 - :mod:`.scheduler`: publishes due incremental syncs and retries;
-- :mod:`.status`: publishes ``SyncStatusChanged``.
+- :mod:`.status`: publishes ``SyncStatusChanged``;
+- :mod:`.erasures`: applies ``MemberErased`` to the member directory.
 """
 
 from koalr_syncer.service.common import (
@@ -14,6 +15,7 @@ from koalr_syncer.service.common import (
     Publisher,
     utc_now,
 )
+from koalr_syncer.service.erasures import Erasures
 from koalr_syncer.service.registry import Registry
 from koalr_syncer.service.runner import JobRunner
 from koalr_syncer.service.scheduler import Scheduler
@@ -22,6 +24,7 @@ from koalr_syncer.service.status import StatusReporter
 __all__ = [
     "BadMessageError",
     "Clock",
+    "Erasures",
     "IntegrationBusyError",
     "IntegrationNotRegisteredYetError",
     "JobRunner",

@@ -118,6 +118,8 @@ class Registry:
 
     async def _rotated(self, event: IntegrationCredentialsRotated) -> str:
         if await self._integrations.get(event.integration_id) is None:
+            if await self._integrations.is_purged(event.integration_id):
+                return "stale"
             raise BadMessageError(
                 f"integration {event.integration_id} is not registered with the syncer; "
                 "its IntegrationConnected was never seen"
@@ -143,12 +145,16 @@ class Registry:
 
     async def _disconnected(self, event: IntegrationDisconnected) -> str:
         order = await self._integrations.disconnect(
-            event.integration_id, event.event_id, event.occurred_at, event.sequence
+            event.integration_id,
+            event.event_id,
+            event.occurred_at,
+            event.sequence,
+            purge=event.purge,
         )
         if order is not EventOrder.NEXT:
             return _skipped(order)
-        log.info("registry.disconnected")
-        return "disconnected"
+        log.info("registry.disconnected", purge=event.purge)
+        return "purged" if event.purge else "disconnected"
 
 
 def _skipped(order: EventOrder) -> str:

@@ -49,6 +49,10 @@ RESTORED_BY_SUCCESS: Final[frozenset[ErrorCode]] = frozenset({"insufficient_plan
 """Degradations a run that read everything lifts."""
 
 
+class IntegrationPurgedError(LookupError):
+    """The job's integration was disconnected with purge=true."""
+
+
 class JobRunner:
     """Runs one sync job: a bounded chunk of a run."""
 
@@ -74,7 +78,11 @@ class JobRunner:
         self._now = now
 
     async def run(self, job: SyncJobRequested) -> str:
-        outcome = await self._run(job)
+        try:
+            outcome = await self._run(job)
+        except IntegrationPurgedError:
+            # Its data was purged: nothing to sync, nothing to record (no row may name it).
+            outcome = "skipped_purged"
         JOBS.labels(outcome).inc()
         return outcome
 
@@ -115,6 +123,8 @@ class JobRunner:
         integration = await self._integrations.get(job.integration_id)
         if integration is not None:
             return integration
+        if await self._integrations.is_purged(job.integration_id):
+            raise IntegrationPurgedError(job.integration_id)
         waited_s = await self._runs.awaited_for_s(job.job_id, job.integration_id)
         if waited_s < self._settings.unknown_integration_wait_s:
             JOBS.labels("awaiting_integration").inc()
