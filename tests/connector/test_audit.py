@@ -148,12 +148,9 @@ async def test_every_admin_action_is_recorded_with_who_when_and_what(
     times = [datetime.fromisoformat(e["occurred_at"]) for e in entries]
     assert times == sorted(times, reverse=True)
     disconnect, resync, rotate, connect = (e["details"] for e in entries)
-    assert connect == {
-        "provider": "cursor",
-        "external_id": team.team_id,
-        "plan": "business",
-        "status": "active",
-    }
+    # The purge removed the provider's team id from the entries (the connect named it).
+    assert connect == {"provider": "cursor", "plan": "business", "status": "active"}
+    assert team.team_id not in listed.text
     assert rotate == {"provider": "cursor", "plan": "business", "status": "active"}
     assert resync["days"] == 7
     assert resync["job_id"] == synced.json()["job_id"]

@@ -92,8 +92,8 @@ async def test_settings_changes_are_recorded_and_listed_newest_first(
     assert (newest["target"], oldest["target"]) == (org, org)
     assert oldest["actor"] == {"sub": "platform|grace", "email": "grace@example.com"}
     assert newest["actor"] == {"sub": "user-1", "email": None}
-    # The seat price was not sent, so both changes kept its default.
-    price = {"cursor_seat_price_cents": 4000}
+    # The seat price and retention were not sent, so both changes kept their defaults.
+    price = {"cursor_seat_price_cents": 4000, "retention_days": 400}
     assert oldest["details"] == {**first, **price, "previous": None}
     assert newest["details"] == {**second, **price, "previous": {**first, **price}}
 

@@ -144,6 +144,7 @@ async def test_the_setting_is_validated_and_read_back(seeded: Seeded) -> None:
         "org_id": SHORT_ORG,
         "members_can_see_spend": False,
         "min_group_size": 5,
+        "cursor_seat_price_cents": 4000,
         "retention_days": 31,
     }
     assert (await seeded.client.get(url, headers=auth(SHORT_ORG))).json()["retention_days"] == 31
