@@ -141,6 +141,8 @@ class Tally:
     """Processes that exited on their own (a start while Kafka or PostgreSQL was down)."""
     provider_answers: Counter[str] = field(default_factory=Counter)
     fault_errors: list[str] = field(default_factory=list)
+    resyncs: Counter[str] = field(default_factory=Counter)
+    """Manual resyncs asked for during the faults, by the connector's answer."""
 
 
 @dataclass
@@ -314,6 +316,22 @@ class ChaosRun:
                 with contextlib.suppress(Exception):  # Kafka may be down right now
                     await asyncio.wait_for(action(), timeout=15)
             await asyncio.sleep(2.0)
+
+    async def resync_now_and_then(self) -> None:
+        """Manual resyncs of random accounts, so the workers have jobs in flight all through the
+        faults (a repeated sync must change nothing)."""
+        while self.running:
+            await asyncio.sleep(self.rng.uniform(4.0, 10.0))
+            account = self.rng.choice(self.accounts)
+            days = self.rng.randint(3, 30)
+            with contextlib.suppress(httpx.HTTPError):  # the connector may be down right now
+                response = await self.http.post(
+                    f"{self.stack.connector.base_url}/v1/orgs/{account.org_id}/integrations/"
+                    f"{account.integration_id}/sync",
+                    headers=self.admin_headers(account.org_id),
+                    json={"days": days},
+                )
+                self.tally.resyncs[str(response.status_code)] += 1
 
     async def chaos(self, faults: list[Fault]) -> None:
         for account in self.accounts:
@@ -540,13 +558,13 @@ async def _run(plan: ChaosPlan, infra: PrivateInfra, stack: Stack) -> Result:
             f"{plan.duration_s:.0f} s:"
         )
         supervisor = asyncio.create_task(run.supervise())
-        deliveries = asyncio.create_task(run.deliver())
+        load = [asyncio.create_task(run.deliver()), asyncio.create_task(run.resync_now_and_then())]
         try:
             try:
                 await run.chaos(faults)
             finally:
                 run.running = False
-                await deliveries
+                await asyncio.gather(*load)
             say("faults over; settling ...")
             problems, letters, settle_s = await run.settle()
         finally:
@@ -572,6 +590,7 @@ def run_chaos(plan: ChaosPlan) -> Result:
         jars_dir=base / "kafka-lib",
         cluster=f"koalr_chaos_{tag.replace('-', '_')}",
     )
+    started = time.monotonic()
     say(
         f"seed {plan.seed}: private Kafka on {infra.kafka_bootstrap_servers}, PostgreSQL on port "
         f"{infra.pg_port} (cluster {infra.cluster}); logs in {log_dir}"
@@ -590,6 +609,9 @@ def run_chaos(plan: ChaosPlan) -> Result:
             result = asyncio.run(_run(plan, infra, stack))
     finally:
         infra.destroy()
+    result.lines.append(
+        f"Run time: {time.monotonic() - started:.0f} s (start-up and clean-up included)"
+    )
     for line in result.lines:
         say(line)
     return result
