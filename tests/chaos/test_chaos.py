@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_short_chaos_run_ends_exact_with_every_garbage_message_dead_lettered_once() -> None:
-    result = run_chaos(ChaosPlan(seed=11, duration_s=45, orgs=2, settle_timeout_s=150, root=ROOT))
+    result = run_chaos(ChaosPlan(seed=11, duration_s=40, orgs=2, settle_timeout_s=150, root=ROOT))
     summary = "\n".join(result.lines)
     assert result.ok, summary
     # The run did break things: the summary counts what was injected.

@@ -487,6 +487,10 @@ def _report(
     garbage = run.deliveries.garbage_sent
     copies = run.deliveries.copies_sent
     lines.append(
+        "  manual resyncs     "
+        + ", ".join(f"HTTP {k}: {v}" for k, v in sorted(tally.resyncs.items()))
+    )
+    lines.append(
         "  garbage produced   " + ", ".join(f"{t}: {n}" for t, n in sorted(garbage.items()))
     )
     lines.append(
