@@ -45,7 +45,7 @@ import httpx
 
 from koalr_devstack import truth as truth_checks
 from koalr_devstack.chaos_faults import Fault, schedule
-from koalr_devstack.chaos_kafka import Deliveries, LetterCheck, check_dead_letters
+from koalr_devstack.chaos_kafka import CONSUMED_BY, Deliveries, LetterCheck, check_dead_letters
 from koalr_devstack.private_infra import PrivateInfra
 from koalr_devstack.processes import ServiceProcess
 from koalr_devstack.stack import Stack, StackConfig
@@ -270,6 +270,12 @@ class ChaosRun:
     async def _inject(self, fault: Fault) -> None:
         if fault.kind == "kill_service":
             process = next(p for p in self.services if p.name == fault.target)
+            # Garbage just before the kill: the process may die while it dead-letters.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self.deliveries.burst(CONSUMED_BY[process.name.split("-")[0]], 3), timeout=10
+                )
+            await asyncio.sleep(self.rng.uniform(0.0, 0.4))
             self.held.add(process.name)
             try:
                 process.kill()
@@ -305,6 +311,8 @@ class ChaosRun:
             storm, calm = {"secondary_limit_per_minute": 4}, {"secondary_limit_per_minute": 900}
         await self.configure(account, storm)
         try:
+            # A resync now, so the storm meets calls to the provider.
+            await self.resync(account, days=7)
             await asyncio.sleep(fault.down_s)
         finally:
             await self.configure(account, calm)
@@ -317,21 +325,23 @@ class ChaosRun:
                     await asyncio.wait_for(action(), timeout=15)
             await asyncio.sleep(2.0)
 
+    async def resync(self, account: Account, days: int) -> None:
+        """Ask the connector for a manual resync (it may be down right now: then nothing)."""
+        with contextlib.suppress(httpx.HTTPError):
+            response = await self.http.post(
+                f"{self.stack.connector.base_url}/v1/orgs/{account.org_id}/integrations/"
+                f"{account.integration_id}/sync",
+                headers=self.admin_headers(account.org_id),
+                json={"days": days},
+            )
+            self.tally.resyncs[str(response.status_code)] += 1
+
     async def resync_now_and_then(self) -> None:
         """Manual resyncs of random accounts, so the workers have jobs in flight all through the
         faults (a repeated sync must change nothing)."""
         while self.running:
             await asyncio.sleep(self.rng.uniform(4.0, 10.0))
-            account = self.rng.choice(self.accounts)
-            days = self.rng.randint(3, 30)
-            with contextlib.suppress(httpx.HTTPError):  # the connector may be down right now
-                response = await self.http.post(
-                    f"{self.stack.connector.base_url}/v1/orgs/{account.org_id}/integrations/"
-                    f"{account.integration_id}/sync",
-                    headers=self.admin_headers(account.org_id),
-                    json={"days": days},
-                )
-                self.tally.resyncs[str(response.status_code)] += 1
+            await self.resync(self.rng.choice(self.accounts), self.rng.randint(3, 30))
 
     async def chaos(self, faults: list[Fault]) -> None:
         for account in self.accounts:

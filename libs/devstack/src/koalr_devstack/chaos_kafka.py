@@ -33,6 +33,13 @@ CONSUMED: dict[str, tuple[str, ...]] = {
 """Each consumed topic and the consumer groups (before the namespace) that read it: every group
 dead-letters a bad message on its own, so a garbage message earns one letter per group."""
 
+CONSUMED_BY: dict[str, list[str]] = {
+    "connector": [topics.SYNC_STATUS],
+    "syncer": [topics.INTEGRATIONS, topics.SYNC_JOBS],
+    "metrics": [topics.USAGE_RECORDS, topics.INTEGRATIONS, topics.SYNC_STATUS],
+}
+"""The topics each service consumes (syncer workers share one entry)."""
+
 GARBAGE_SHARE = 0.01
 
 
@@ -107,6 +114,14 @@ class Deliveries:
                 real = total - self.garbage_sent[base] - self.copies_sent[base]
                 wanted = max(1, math.ceil(real * GARBAGE_SHARE))
                 for _ in range(wanted - self.garbage_sent[base]):
+                    await self._send_garbage(producer, base)
+
+    async def burst(self, bases: list[str], count: int) -> None:
+        """``count`` garbage messages on each of ``bases`` at once (just before a kill, so a
+        consumer dies while it dead-letters)."""
+        async with self._clients() as (_, producer):
+            for base in bases:
+                for _ in range(count):
                     await self._send_garbage(producer, base)
 
     async def _send_garbage(self, producer: AIOKafkaProducer, base: str) -> None:
