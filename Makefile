@@ -109,7 +109,7 @@ bench: services-up ## benchmarks: prints a table and appends to bench/results.cs
 
 # Three seeds by default; each starts its own Kafka and PostgreSQL on free ports (never the shared pair).
 SEEDS ?= 1 2 3
-CHAOS_DURATION ?= 100
+CHAOS_DURATION ?= 60
 .PHONY: chaos
 chaos: sync ## chaos run: every service, Kafka and PostgreSQL killed and restarted while orgs backfill; totals checked to the cent (SEEDS, CHAOS_DURATION)
 	@for seed in $(SEEDS); do \

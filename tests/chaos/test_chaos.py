@@ -1,4 +1,4 @@
-"""The short chaos run inside ``make test``: one seed, two orgs, about a minute of faults.
+"""The short chaos run inside ``make test``: one seed, two orgs, 40 s of faults.
 
 It starts its own Kafka broker and PostgreSQL cluster (the session's shared pair is neither used
 nor touched), so it needs what ``deploy/local/infra.sh`` needs: Java, the Kafka jars (resolved

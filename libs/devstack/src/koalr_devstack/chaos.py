@@ -18,7 +18,7 @@ providers answer 5xx, stall past the client's read timeout and throttle with 429
 
 It prints the faults injected and the checks passed, and exits non-zero when a check fails.
 
-    python -m koalr_devstack.chaos --seed 7 --duration 100
+    python -m koalr_devstack.chaos --seed 7 --duration 60
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def end_of_yesterday_ms() -> int:
 @dataclass(frozen=True)
 class ChaosPlan:
     seed: int
-    duration_s: float = 100.0
+    duration_s: float = 60.0
     orgs: int = 3
     settle_timeout_s: float = 240.0
     root: Path = field(default_factory=Path.cwd)
@@ -634,7 +634,7 @@ def run_chaos(plan: ChaosPlan) -> Result:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m koalr_devstack.chaos", description=__doc__)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--duration", type=float, default=100.0, help="seconds of faults")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of faults")
     parser.add_argument("--orgs", type=int, default=3, help="orgs, each with Cursor and Copilot")
     parser.add_argument("--settle-timeout", type=float, default=240.0)
     args = parser.parse_args(argv)

@@ -43,7 +43,7 @@ def schedule(
     rng = random.Random(seed)  # noqa: S311 - a seeded schedule, not a secret
     faults: list[Fault] = []
     usable = max(10.0, duration_s - 8.0)
-    rounds = max(1, round(duration_s / 50))
+    rounds = max(1, round(duration_s / 40))
     faults.extend(
         Fault(rng.uniform(2.0, usable), "kill_service", service, rng.uniform(0.5, 4.0))
         for service in services
