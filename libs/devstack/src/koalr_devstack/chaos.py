@@ -530,7 +530,8 @@ def _report(
             (
                 (
                     f"each of {letters.garbage} garbage messages dead-lettered once per "
-                    f"consuming group ({letters.expected_letters} letters)"
+                    f"consuming group ({letters.expected_letters} letters; "
+                    f"{letters.republished} re-published after a crash with the same id)"
                 ),
                 not letters.problems,
                 letters.problems[:10],
