@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +16,12 @@ import pytest
 from koalr_contracts import EventDecodeError, decode_event, topics
 from koalr_devstack.chaos_faults import schedule
 from koalr_devstack.chaos_kafka import GARBAGE_KINDS, garbage_value
-from koalr_devstack.private_infra import SHARED_PORTS, InfraError, PrivateInfra
+from koalr_devstack.private_infra import (
+    SHARED_PORTS,
+    InfraError,
+    PrivateInfra,
+    reap_stale_runs,
+)
 
 SERVICES = ["connector", "syncer-1", "syncer-2", "metrics"]
 
@@ -76,3 +83,16 @@ def test_a_kafka_pid_file_of_another_broker_is_not_ours(tmp_path: Path) -> None:
     assert infra.kafka_pid() is None
     with pytest.raises(InfraError, match="not running"):
         infra.kill_kafka()
+
+
+def test_an_interrupted_run_is_cleaned_up_and_a_live_one_is_left_alone(tmp_path: Path) -> None:
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    dead = tmp_path / f"run-1-{finished.pid}"
+    live = tmp_path / f"run-2-{os.getpid()}"
+    for run_dir in (dead, live):
+        (run_dir / "kafka").mkdir(parents=True)
+    removed = reap_stale_runs(tmp_path, "koalr_chaos_test_never_")
+    assert removed == [str(dead)]
+    assert not dead.exists()
+    assert live.exists()

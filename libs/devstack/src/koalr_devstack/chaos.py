@@ -46,7 +46,7 @@ import httpx
 from koalr_devstack import truth as truth_checks
 from koalr_devstack.chaos_faults import Fault, schedule
 from koalr_devstack.chaos_kafka import CONSUMED_BY, Deliveries, LetterCheck, check_dead_letters
-from koalr_devstack.private_infra import PrivateInfra
+from koalr_devstack.private_infra import PrivateInfra, reap_stale_runs
 from koalr_devstack.processes import ServiceProcess
 from koalr_devstack.stack import Stack, StackConfig
 from koalr_devstack.tokens import make_token
@@ -54,6 +54,9 @@ from koalr_devstack.tokens import make_token
 INCREMENTAL_DAYS = 3
 """The syncer's ``SYNCER_INCREMENTAL_DAYS`` for the run: Cursor's ``data_through`` is today minus
 this many days once a sync is complete."""
+
+CLUSTER_PREFIX = "koalr_chaos_"
+"""PostgreSQL clusters of chaos runs are named ``koalr_chaos_<seed>_<pid>``."""
 
 CHAOS_ENV = {
     "LOG_LEVEL": "INFO",
@@ -599,11 +602,13 @@ def run_chaos(plan: ChaosPlan) -> Result:
     tag = f"{plan.seed}-{os.getpid()}"
     log_dir = base / "logs" / f"seed-{plan.seed}"
     shutil.rmtree(log_dir, ignore_errors=True)
+    for stale in reap_stale_runs(base, CLUSTER_PREFIX):
+        say(f"removed what an interrupted run left: {stale}")
     infra = PrivateInfra(
         root=plan.root,
         infra_dir=base / f"run-{tag}",
         jars_dir=base / "kafka-lib",
-        cluster=f"koalr_chaos_{tag.replace('-', '_')}",
+        cluster=f"{CLUSTER_PREFIX}{tag.replace('-', '_')}",
     )
     started = time.monotonic()
     say(

@@ -214,3 +214,45 @@ class PrivateInfra:
                 os.kill(pid, signal.SIGKILL)
         self._drop_cluster()
         shutil.rmtree(self.infra_dir, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def reap_stale_runs(base: Path, cluster_prefix: str) -> list[str]:
+    """Remove what runs killed before their clean-up left behind: a run directory
+    ``run-<seed>-<pid>`` (and its broker) or a cluster ``<prefix><seed>_<pid>`` whose run
+    process is gone. Only names of this pattern are touched; returns what was removed."""
+    removed: list[str] = []
+    for run_dir in sorted(base.glob("run-*-*")):
+        owner = run_dir.name.rsplit("-", 1)[-1]
+        if not owner.isdigit() or _pid_alive(int(owner)):
+            continue
+        stale = PrivateInfra(base.parent, run_dir, base / "kafka-lib", f"{cluster_prefix}stale")
+        pid = stale.kafka_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        removed.append(str(run_dir))
+    if shutil.which("pg_lsclusters") is None:
+        return removed
+    listing = subprocess.run(  # noqa: S603 - Debian's cluster listing
+        [_tool("pg_lsclusters"), "-h"], capture_output=True, text=True, check=False
+    ).stdout
+    for line in listing.splitlines():
+        parts = line.split()
+        if len(parts) < 3 or not parts[1].startswith(cluster_prefix):
+            continue
+        owner = parts[1].rsplit("_", 1)[-1]
+        if not owner.isdigit() or _pid_alive(int(owner)):
+            continue
+        if parts[2].isdigit() and int(parts[2]) in SHARED_PORTS | ports_in_environment():
+            continue
+        subprocess.run(  # noqa: S603 - Debian's cluster tool, on a stale run's cluster only
+            [_tool("pg_dropcluster"), "--stop", parts[0], parts[1]],
+            capture_output=True,
+            check=False,
+        )
+        removed.append(f"cluster {parts[1]}")
+    return removed
