@@ -34,7 +34,7 @@ import shutil
 import signal
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -144,6 +144,8 @@ class Tally:
     """Processes that exited on their own (a start while Kafka or PostgreSQL was down)."""
     provider_answers: Counter[str] = field(default_factory=Counter)
     fault_errors: list[str] = field(default_factory=list)
+    outages_s: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    """Seconds from each kill of Kafka or PostgreSQL until it answered again."""
     resyncs: Counter[str] = field(default_factory=Counter)
     """Manual resyncs asked for during the faults, by the connector's answer."""
 
@@ -289,6 +291,7 @@ class ChaosRun:
             return
         if fault.kind in ("restart_kafka", "restart_postgres"):
             async with self.infra_lock:
+                down_at = time.monotonic()
                 if fault.kind == "restart_kafka":
                     await asyncio.to_thread(self.infra.kill_kafka)
                     await asyncio.sleep(fault.down_s)
@@ -297,6 +300,7 @@ class ChaosRun:
                     await asyncio.to_thread(self.infra.crash_postgres)
                     await asyncio.sleep(fault.down_s)
                     await asyncio.to_thread(self.infra.start_postgres)
+                self.tally.outages_s[fault.target].append(time.monotonic() - down_at)
             return
         account = self.accounts[int(fault.target)]
         storm: dict[str, Any]
@@ -499,6 +503,13 @@ def _report(
     )
     garbage = run.deliveries.garbage_sent
     copies = run.deliveries.copies_sent
+    lines.append(
+        "  outages            "
+        + ", ".join(
+            f"{target} {', '.join(f'{s:.0f} s' for s in spans)}"
+            for target, spans in sorted(tally.outages_s.items())
+        )
+    )
     lines.append(
         "  manual resyncs     "
         + ", ".join(f"HTTP {k}: {v}" for k, v in sorted(tally.resyncs.items()))
