@@ -318,9 +318,12 @@ class ChaosRun:
             storm, calm = {"secondary_limit_per_minute": 4}, {"secondary_limit_per_minute": 900}
         await self.configure(account, storm)
         try:
-            # A resync now, so the storm meets calls to the provider.
+            # A resync now, so the storm meets calls to the provider; a throttle storm lasts
+            # long enough for the job to reach a worker and call twice within the window.
             await self.resync(account, days=7)
-            await asyncio.sleep(fault.down_s)
+            await asyncio.sleep(
+                max(fault.down_s, 12.0) if fault.kind == "provider_429" else fault.down_s
+            )
         finally:
             await self.configure(account, calm)
 
