@@ -43,7 +43,7 @@ def test_every_service_is_killed_and_kafka_and_postgres_restart_apart(duration_s
     # Each infrastructure restart has its own slot: none starts before the previous one could end.
     starts = sorted(f.at_s for f in infra)
     assert all(b - a >= 1.0 for a, b in itertools.pairwise(starts))
-    assert {f.kind for f in faults} >= {"provider_5xx", "provider_stall"}
+    assert {f.kind for f in faults} >= {"provider_5xx", "provider_stall", "provider_429"}
 
 
 @pytest.mark.parametrize("kind", GARBAGE_KINDS)

@@ -49,10 +49,12 @@ def schedule(
         for service in services
         for _ in range(rounds)
     )
-    # Infrastructure restarts in separate slots of the run, so each one is felt on its own.
-    slots = 2 * rounds
+    # Infrastructure restarts in separate slots of the run, so each one is felt on its own; a
+    # broker restart costs half a minute on a busy machine, so they come less often than kills.
+    infra_rounds = max(1, round(duration_s / 90))
+    slots = 2 * infra_rounds
     width = usable / slots
-    order: list[FaultKind] = ["restart_kafka", "restart_postgres"] * rounds
+    order: list[FaultKind] = ["restart_kafka", "restart_postgres"] * infra_rounds
     rng.shuffle(order)
     for i, kind in enumerate(order):
         at = 3.0 + i * width + rng.uniform(0.0, max(0.5, width - 6.0))
@@ -60,8 +62,10 @@ def schedule(
         faults.append(Fault(at, kind, target, rng.uniform(1.0, 4.0)))
     at = rng.uniform(1.0, 6.0)
     storms: tuple[FaultKind, ...] = ("provider_5xx", "provider_stall", "provider_429")
+    # Each kind of storm once before any repeats, so even a short run meets all three.
+    kinds = rng.sample(storms, len(storms))
     while at < usable:
-        kind = rng.choice(storms)
+        kind = kinds.pop(0) if kinds else rng.choice(storms)
         faults.append(Fault(at, kind, rng.choice(list(accounts)), rng.uniform(4.0, 9.0)))
-        at += rng.uniform(5.0, 12.0)
+        at += rng.uniform(5.0, 10.0)
     return sorted(faults, key=lambda f: f.at_s)
