@@ -1,6 +1,6 @@
 """The short chaos run inside ``make test``: one seed, two orgs, 40 s of faults.
 
-It starts its own Kafka broker and PostgreSQL cluster (the session's shared pair is neither used
+It starts its own Kafka broker and PostgreSQL cluster (the pair the other tests share is neither used
 nor touched), so it needs what ``deploy/local/infra.sh`` needs: Java, the Kafka jars (resolved
 once) and Debian's PostgreSQL server. ``make chaos`` runs the longer version over three seeds.
 """
