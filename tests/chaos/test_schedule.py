@@ -15,7 +15,8 @@ import pytest
 
 from koalr_contracts import EventDecodeError, decode_event, topics
 from koalr_devstack.chaos_faults import schedule
-from koalr_devstack.chaos_kafka import GARBAGE_KINDS, garbage_value
+from koalr_devstack.chaos_kafka import GARBAGE_KINDS, LetterCheck, garbage_value
+from koalr_devstack.chaos_report import Outcome, Tally, summarize
 from koalr_devstack.private_infra import (
     SHARED_PORTS,
     InfraError,
@@ -96,3 +97,33 @@ def test_an_interrupted_run_is_cleaned_up_and_a_live_one_is_left_alone(tmp_path:
     assert removed == [str(dead)]
     assert not dead.exists()
     assert live.exists()
+
+
+def _outcome(problems: dict[str, list[str]], letters: LetterCheck | None) -> Outcome:
+    tally = Tally()
+    tally.faults["kill_service"] = 4
+    return Outcome(
+        seed=5,
+        tally=tally,
+        garbage=Counter({topics.SYNC_JOBS: 2}),
+        copies=Counter(),
+        accounts=["org-1/cursor", "org-1/copilot"],
+        problems=problems,
+        letters=letters,
+        settle_s=3.0,
+    )
+
+
+def test_the_summary_fails_on_any_failed_check_and_names_it() -> None:
+    clean = LetterCheck(garbage=2, expected_letters=2, problems=[], unexpected=[])
+    assert summarize(_outcome({}, clean)).ok
+    wrong_total = summarize(_outcome({"org-1/cursor": ["total spend 10 != 11"]}, clean))
+    assert not wrong_total.ok
+    assert "  FAIL  org-1/cursor: idle, data_through as expected, every day equals the truth" in (
+        wrong_total.lines
+    )
+    assert "          total spend 10 != 11" in wrong_total.lines
+    twice = LetterCheck(2, 2, ["chaos-garbage:5:1 on koalr.sync-jobs.v1: 2 dead letters"], [])
+    assert not summarize(_outcome({}, twice)).ok
+    assert not summarize(_outcome({}, LetterCheck(2, 2, [], ["a real message"]))).ok
+    assert not summarize(_outcome({}, None)).ok

@@ -34,7 +34,6 @@ import shutil
 import signal
 import sys
 import time
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -46,6 +45,7 @@ import httpx
 from koalr_devstack import truth as truth_checks
 from koalr_devstack.chaos_faults import Fault, schedule
 from koalr_devstack.chaos_kafka import CONSUMED_BY, Deliveries, LetterCheck, check_dead_letters
+from koalr_devstack.chaos_report import Outcome, Result, Tally, summarize
 from koalr_devstack.private_infra import PrivateInfra, reap_stale_runs
 from koalr_devstack.processes import ServiceProcess
 from koalr_devstack.stack import Stack, StackConfig
@@ -132,28 +132,6 @@ class Account:
         if self.provider == "cursor":
             return f"/_sandbox/teams/{self.external_id}"
         return f"/_sandbox/github/orgs/{self.external_id}"
-
-
-@dataclass
-class Tally:
-    """What was injected, for the summary."""
-
-    faults: Counter[str] = field(default_factory=Counter)
-    restarts: Counter[str] = field(default_factory=Counter)
-    unexpected_exits: Counter[str] = field(default_factory=Counter)
-    """Processes that exited on their own (a start while Kafka or PostgreSQL was down)."""
-    provider_answers: Counter[str] = field(default_factory=Counter)
-    fault_errors: list[str] = field(default_factory=list)
-    outages_s: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    """Seconds from each kill of Kafka or PostgreSQL until it answered again."""
-    resyncs: Counter[str] = field(default_factory=Counter)
-    """Manual resyncs asked for during the faults, by the connector's answer."""
-
-
-@dataclass
-class Result:
-    ok: bool
-    lines: list[str]
 
 
 class ChaosRun:
@@ -485,87 +463,6 @@ class ChaosRun:
                 since = body.get("next") if body["requests"] else None
 
 
-def _report(
-    run: ChaosRun,
-    problems: dict[str, list[str]],
-    letters: LetterCheck | None,
-    settle_s: float,
-) -> Result:
-    tally = run.tally
-    lines = [f"Chaos run, seed {run.plan.seed}: summary", ""]
-    lines.append("Faults injected:")
-    for kind, count in sorted(tally.faults.items()):
-        lines.append(f"  {kind:<18} {count}")
-    lines.append(
-        "  service kills      "
-        + ", ".join(f"{name} x{n}" for name, n in sorted(tally.restarts.items()))
-    )
-    lines.append(
-        "  provider answers   "
-        + ", ".join(f"{k}: {v}" for k, v in sorted(tally.provider_answers.items()))
-    )
-    garbage = run.deliveries.garbage_sent
-    copies = run.deliveries.copies_sent
-    lines.append(
-        "  outages            "
-        + ", ".join(
-            f"{target} {', '.join(f'{s:.0f} s' for s in spans)}"
-            for target, spans in sorted(tally.outages_s.items())
-        )
-    )
-    lines.append(
-        "  manual resyncs     "
-        + ", ".join(f"HTTP {k}: {v}" for k, v in sorted(tally.resyncs.items()))
-    )
-    lines.append(
-        "  garbage produced   " + ", ".join(f"{t}: {n}" for t, n in sorted(garbage.items()))
-    )
-    lines.append(
-        "  copies re-produced " + ", ".join(f"{t}: {n}" for t, n in sorted(copies.items()))
-    )
-    lines += [f"  fault not injected: {error}" for error in tally.fault_errors]
-    if tally.unexpected_exits:
-        lines.append(
-            "  exited on their own and restarted: "
-            + ", ".join(f"{name} x{n}" for name, n in sorted(tally.unexpected_exits.items()))
-        )
-    lines += ["", f"Checks (settled in {settle_s:.1f} s):"]
-    checks: list[tuple[str, bool, list[str]]] = []
-    for account in run.accounts:
-        found = problems.get(account.name, [])
-        checks.append(
-            (
-                f"{account.name}: idle, data_through as expected, every day equals the truth",
-                not found,
-                found,
-            )
-        )
-    if letters is None:
-        checks.append(("dead letters", False, ["not checked"]))
-    else:
-        checks.append(
-            (
-                (
-                    f"each of {letters.garbage} garbage messages dead-lettered once per "
-                    f"consuming group ({letters.expected_letters} letters; "
-                    f"{letters.republished} re-published after a crash with the same id)"
-                ),
-                not letters.problems,
-                letters.problems[:10],
-            )
-        )
-        checks.append(
-            ("no real message dead-lettered", not letters.unexpected, letters.unexpected[:10])
-        )
-    checks.append(("every fault injected as scheduled", not tally.fault_errors, []))
-    for what, ok, details in checks:
-        lines.append(f"  {'PASS' if ok else 'FAIL'}  {what}")
-        lines += [f"          {d}" for d in details]
-    ok = all(ok for _, ok, _ in checks)
-    lines += ["", f"Result: {'all checks passed' if ok else 'FAILED'}"]
-    return Result(ok, lines)
-
-
 async def _run(plan: ChaosPlan, infra: PrivateInfra, stack: Stack) -> Result:
     run = ChaosRun(plan, infra, stack)
     try:
@@ -604,7 +501,18 @@ async def _run(plan: ChaosPlan, infra: PrivateInfra, stack: Stack) -> Result:
             run.supervising = False
             await supervisor
         await run.count_provider_answers()
-        return _report(run, problems, letters, settle_s)
+        return summarize(
+            Outcome(
+                seed=plan.seed,
+                tally=run.tally,
+                garbage=run.deliveries.garbage_sent,
+                copies=run.deliveries.copies_sent,
+                accounts=[a.name for a in run.accounts],
+                problems=problems,
+                letters=letters,
+                settle_s=settle_s,
+            )
+        )
     finally:
         await run.http.aclose()
 
