@@ -107,6 +107,16 @@ status: ## show the services started by `make up`
 bench: services-up ## benchmarks: prints a table and appends to bench/results.csv
 	@$(WITH_INFRA_ENV) && $(UV) run --no-sync python -m bench
 
+# Three seeds by default; each starts its own Kafka and PostgreSQL on free ports (never the shared pair).
+SEEDS ?= 1 2 3
+CHAOS_DURATION ?= 60
+.PHONY: chaos
+chaos: sync ## chaos run: every service, Kafka and PostgreSQL killed and restarted while orgs backfill; totals checked to the cent (SEEDS, CHAOS_DURATION)
+	@for seed in $(SEEDS); do \
+		echo "[make] chaos run, seed $$seed"; \
+		$(UV) run --no-sync python -m koalr_devstack.chaos --seed $$seed --duration $(CHAOS_DURATION) || exit 1; \
+	done
+
 .PHONY: sandbox
 sandbox: sync ## run the provider sandbox: Cursor and GitHub Copilot APIs (port SANDBOX_PORT, default 8010)
 	@$(UV) run --no-sync koalr-sandbox

@@ -7,12 +7,12 @@ something is.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
+from koalr_devstack import truth as truth_checks
+from koalr_devstack.truth import range_start
 from tests.e2e.client import Platform, today_utc, wait_for
 
 Differences = Callable[[Platform, str, dict[str, Any]], list[str]]
@@ -40,104 +40,20 @@ def new_github_org(platform: Platform, **spec: Any) -> dict[str, str]:
     )
 
 
-def _range_start(entry: dict[str, Any]) -> date:
-    return date.fromisoformat(entry["dau"][0]["date"])
-
-
 def cursor_differences(platform: Platform, team_id: str, entry: dict[str, Any]) -> list[str]:
     """Every way a Cursor admin summary differs from the sandbox's truth over the same range."""
-    truth = platform.truth(team_id, _range_start(entry), today_utc())
-    days = {d["date"]: d for d in truth["days"]}
-    problems = []
-    if [d["date"] for d in entry["dau"]] != list(days):
-        problems.append("the summary's days are not the range's days")
-    problems += [
-        f"dau {p}" for p in entry["dau"] if p["active_users"] != days[p["date"]]["active_users"]
-    ]
-    problems += [
-        f"requests {p}" for p in entry["requests"] if p["requests"] != days[p["date"]]["requests"]
-    ]
-    problems += [
-        f"spend {p} != {days[p['date']]['charged_cents']}"
-        for p in entry["spend"]["daily"]
-        if Decimal(p["cents"]) != Decimal(days[p["date"]]["charged_cents"])
-    ]
-    total = sum((Decimal(d["charged_cents"]) for d in truth["days"]), Decimal(0))
-    if Decimal(entry["spend"]["total_cents"]) != total:
-        problems.append(f"total spend {entry['spend']['total_cents']} != {total}")
-    models = {m["model"]: m["requests"] for m in entry["models"]}
-    if models != {m["model"]: m["requests"] for m in truth["models"] if m["requests"]}:
-        problems.append(f"models {models} != {truth['models']}")
-    cycle = entry["spend"].get("cycle") or {}
-    if cycle.get("start") != truth["cycle"]["start"] or Decimal(
-        str(cycle.get("total_cents"))
-    ) != Decimal(truth["cycle"]["total_cents"]):
-        problems.append(
-            f"cycle {cycle} != {truth['cycle']['start']} {truth['cycle']['total_cents']}"
-        )
-    return problems
-
-
-def copilot_day_cents(day: dict[str, Any]) -> Decimal:
-    """A Copilot day's spend (section 6b): premium requests plus the seats' cost."""
-    return Decimal(day["premium_cents"]) + Decimal(day["seat_cents"])
+    truth = platform.truth(team_id, range_start(entry), today_utc())
+    return truth_checks.cursor_differences(entry, truth)
 
 
 def copilot_differences(platform: Platform, org: str, entry: dict[str, Any]) -> list[str]:
     """Every way a Copilot admin summary differs from the sandbox's truth (section 6b) over the
-    same range: every day's DAU, requests and spend, the model mix, the totals, the billing
-    month, the seats block and ``data_through``."""
-    start, today = _range_start(entry), today_utc()
-    truth = platform.github_truth(org, start, today)
-    days: dict[str, Any] = truth["days"]
-    problems = []
-    if [d["date"] for d in entry["dau"]] != list(days):
-        problems.append("the summary's days are not the range's days")
-    problems += [f"dau {p}" for p in entry["dau"] if p["active_users"] != days[p["date"]]["dau"]]
-    problems += [
-        f"requests {p}" for p in entry["requests"] if p["requests"] != days[p["date"]]["requests"]
-    ]
-    spend = entry["spend"]
-    problems += [
-        f"spend {p} != {copilot_day_cents(days[p['date']])}"
-        for p in spend["daily"]
-        if Decimal(p["cents"]) != copilot_day_cents(days[p["date"]])
-    ]
-    total = sum((copilot_day_cents(d) for d in days.values()), Decimal(0))
-    if Decimal(spend["total_cents"]) != total:
-        problems.append(f"total spend {spend['total_cents']} != {total}")
-    expected_models: Counter[str] = Counter()
-    for day in days.values():
-        expected_models.update(day["models"])
-    models = {m["model"]: m["requests"] for m in entry["models"]}
-    if models != {m: n for m, n in expected_models.items() if n}:
-        problems.append(f"models {models} != {dict(expected_models)}")
+    same range, the billing month included."""
+    today = today_utc()
     month_start = today.replace(day=1)
-    month = platform.github_truth(org, month_start, today)["days"]
-    cycle_total = sum((copilot_day_cents(d) for d in month.values()), Decimal(0))
-    cycle = spend.get("cycle") or {}
-    if (
-        cycle.get("start") != month_start.isoformat()
-        or Decimal(str(cycle.get("total_cents"))) != cycle_total
-    ):
-        problems.append(f"cycle {cycle} != {month_start} {cycle_total}")
-    seats = truth["seats"]
-    expected_seats = {**seats, "monthly_cents": Decimal(seats["monthly_cents"])}
-    got_seats = spend.get("seats")
-    if (
-        got_seats is None
-        or {
-            **got_seats,
-            "monthly_cents": Decimal(str(got_seats["monthly_cents"])),
-        }
-        != expected_seats
-    ):
-        problems.append(f"seats {got_seats} != {expected_seats}")
-    if entry["freshness"]["data_through"] != truth["data_through"]:
-        problems.append(
-            f"data_through {entry['freshness']['data_through']} != {truth['data_through']}"
-        )
-    return problems
+    truth = platform.github_truth(org, range_start(entry), today)
+    month = platform.github_truth(org, month_start, today)
+    return truth_checks.copilot_differences(entry, truth, month, month_start)
 
 
 def assert_matches(

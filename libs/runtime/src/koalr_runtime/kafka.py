@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +148,14 @@ async def publish_events(broker: KafkaBroker, topic: str, events: Sequence[AnyEv
         await asyncio.gather(*futures)
 
 
+DEAD_LETTER_NAMESPACE = uuid.UUID("6f1d3a52-5c1e-4d8e-9a57-3c2b8f0e4d11")
+
+
+def dead_letter_id(consumer_group: str, topic: str, partition: int, offset: int) -> uuid.UUID:
+    """The one id of "this group could not process the record at this position"."""
+    return uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{consumer_group}|{topic}|{partition}|{offset}")
+
+
 def dead_letter_for(
     record: ConsumerRecord[Any, Any],
     *,
@@ -155,7 +164,13 @@ def dead_letter_for(
     org_id: str | None = None,
     integration_id: Any = None,
 ) -> DeadLetter:
-    """The dead-letter envelope for a consumed record that could not be processed."""
+    """The dead-letter envelope for a consumed record that could not be processed.
+
+    Its ``event_id`` is derived from the consumer group and the record's position, not drawn at
+    random: a consumer that dies (or loses the broker) after publishing the letter but before
+    committing the offset reads the record again and publishes the letter again, and the copy
+    then carries the same id, so readers of the dead-letter topic count each letter once.
+    """
     raw: bytes = record.value or b""
     try:
         payload, encoding = raw.decode("utf-8"), "utf-8"
@@ -164,6 +179,7 @@ def dead_letter_for(
     key = record.key.decode("utf-8", "replace") if isinstance(record.key, bytes) else record.key
     reason = redact_text(str(error) or type(error).__name__)[:4000]
     return DeadLetter(
+        event_id=dead_letter_id(consumer_group, record.topic, record.partition, record.offset),
         org_id=org_id,
         integration_id=integration_id,
         source_topic=record.topic,
