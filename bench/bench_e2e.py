@@ -183,7 +183,8 @@ LARGE_TEAM_MEMBERS = 500
 FLEET_TEAMS = 1000
 FLEET_MEMBERS = 10
 FLEET_TEAMS_PER_ORG = 10
-FLEET_CONNECTS_IN_FLIGHT = 32
+FLEET_CONNECTS_IN_FLIGHT = 16
+CONNECT_ATTEMPTS = 5
 FRESHNESS_TEAMS = 50
 FRESHNESS_MEMBERS = 60
 FRESHNESS_INTERVAL_S = 2.0
@@ -193,7 +194,12 @@ FRESHNESS_WARMUP_S = 20.0
 
 
 @contextmanager
-def _stack(label: str, extra_env: dict[str, str], workers: int = 2) -> Iterator[Stack]:
+def _stack(
+    label: str,
+    extra_env: dict[str, str],
+    workers: int = 2,
+    sandbox_env: dict[str, str] | None = None,
+) -> Iterator[Stack]:
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA_BOOTSTRAP_SERVERS)
     admin_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
@@ -205,6 +211,7 @@ def _stack(label: str, extra_env: dict[str, str], workers: int = 2) -> Iterator[
         topic_namespace=f"bench{label}{uuid.uuid4().hex[:8]}",
         syncer_workers=workers,
         extra_env=extra_env,
+        sandbox_env=sandbox_env or {},
     )
     try:
         with Stack(config) as stack:
@@ -311,15 +318,23 @@ async def _create_teams(
 
 
 async def _connect_async(
-    http: httpx.AsyncClient, stack: Stack, org_id: str, team: dict[str, str]
+    http: httpx.AsyncClient, stack: Stack, org_id: str, team: dict[str, str], retried: list[int]
 ) -> str:
+    """Connect through the connector as the platform does: a 502/503 (the provider did not
+    answer the key check in time) is tried again after a pause, and counted in ``retried``."""
     token = make_token(stack.config.jwt_secret, org_id=org_id)
-    response = await http.post(
-        f"{stack.connector.base_url}/v1/orgs/{org_id}/integrations",
-        headers={"Authorization": f"Bearer {token}"},
-        json={"provider": "cursor", "api_key": team["api_key"], "team_id": team["team_id"]},
-    )
-    response.raise_for_status()
+    for attempt in range(CONNECT_ATTEMPTS):
+        response = await http.post(
+            f"{stack.connector.base_url}/v1/orgs/{org_id}/integrations",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"provider": "cursor", "api_key": team["api_key"], "team_id": team["team_id"]},
+        )
+        if response.status_code in (502, 503) and attempt + 1 < CONNECT_ATTEMPTS:
+            retried.append(response.status_code)
+            await asyncio.sleep(1.0 + attempt)
+            continue
+        response.raise_for_status()
+        break
     integration_id: str = response.json()["id"]
     return integration_id
 
@@ -366,12 +381,13 @@ async def _fleet(stack: Stack) -> list[Measurement]:
         cost = ServiceCost(_pids(stack))
         profiler = _profiled("fleet", stack)
         async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+            retried: list[int] = []
             started = time.perf_counter()
             try:
 
                 async def connect(org: str, team: dict[str, str]) -> str:
                     async with gate:
-                        return await _connect_async(http, stack, org, team)
+                        return await _connect_async(http, stack, org, team, retried)
 
                 ids = await asyncio.gather(
                     *(connect(org, team) for org, team in zip(orgs, teams, strict=True))
@@ -417,7 +433,8 @@ async def _fleet(stack: Stack) -> list[Measurement]:
             notes=(
                 f"{FLEET_TEAMS} Cursor teams of {FLEET_MEMBERS} members at the sandbox's real "
                 f"per-team limits, connected through the connector ({connected_s:.1f} s for the "
-                f"POSTs, {FLEET_CONNECTS_IN_FLIGHT} in flight), until every summary equals the "
+                f"POSTs, {FLEET_CONNECTS_IN_FLIGHT} in flight, {len(retried)} answered 502/503 and "
+                f"tried again), until every summary equals the "
                 f"truth through data_through; {records:.0f} UsageRecords; {calls} Cursor API "
                 f"calls ({calls / elapsed:.1f} calls/s, {throttled} answered 429); {costs}; "
                 f"2 syncer workers; load "
@@ -512,7 +529,7 @@ async def _freshness(stack: Stack) -> list[Measurement]:
         )
         orgs = [f"org_fresh_{i // FLEET_TEAMS_PER_ORG:03d}" for i in range(FRESHNESS_TEAMS)]
         ids = [
-            await _connect_async(http, stack, org, team)
+            await _connect_async(http, stack, org, team, [])
             for org, team in zip(orgs, teams, strict=True)
         ]
         by_org: dict[str, list[str]] = {}
@@ -593,7 +610,7 @@ def _demo_rows() -> list[Measurement]:
 
 
 def _fleet_rows() -> list[Measurement]:
-    with _stack("fleet", {}) as stack:
+    with _stack("fleet", {}, sandbox_env={"SANDBOX_MAX_TEAMS": str(FLEET_TEAMS + 100)}) as stack:
         return asyncio.run(_fleet(stack))
 
 
