@@ -179,17 +179,23 @@ LIFTED = {
     "SYNCER_RATE_LIMIT_ANALYTICS": "1000000",
 }
 """The syncer's own pacing lifted, for teams whose sandbox limits are lifted too."""
+FEWER_JOBS = {"SYNCER_JOB_MAX_CHUNKS": "5"}
+"""A backfill of 30 days in chunks of 7 read by one job while its budgets last."""
+FLEET_ENV = {"SYNCER_CHUNK_DAYS": "30"}
+"""A small team's 30 days in one chunk: one events read and one daily-usage call instead of five
+(the page budget still splits a large team's backfill)."""
 LARGE_TEAM_MEMBERS = 500
 FLEET_TEAMS = 1000
 FLEET_MEMBERS = 10
 FLEET_TEAMS_PER_ORG = 10
 FLEET_CONNECTS_IN_FLIGHT = 16
 CONNECT_ATTEMPTS = 5
+FLEET_TIMEOUT_S = 900.0
 FRESHNESS_TEAMS = 50
-FRESHNESS_MEMBERS = 60
-FRESHNESS_INTERVAL_S = 2.0
+FRESHNESS_MEMBERS = 20
+FRESHNESS_INTERVAL_S = 5.0
 FRESHNESS_POLL_S = 0.1
-FRESHNESS_MEASURE_S = 90.0
+FRESHNESS_MEASURE_S = 120.0
 FRESHNESS_WARMUP_S = 20.0
 
 
@@ -242,7 +248,7 @@ async def _syncer_records(stack: Stack) -> float:
 
 def _large_team_time_to_queryable() -> list[Measurement]:
     """A 500-member team, every limit lifted, connected through the connector."""
-    with _stack("large", LIFTED) as stack, httpx.Client(timeout=120) as http:
+    with _stack("large", LIFTED | FEWER_JOBS) as stack, httpx.Client(timeout=120) as http:
         assert stack.sandbox is not None
         sandbox = stack.sandbox.base_url
         team = http.post(
@@ -296,7 +302,7 @@ def _large_team_time_to_queryable() -> list[Measurement]:
                 f"connector POST -> syncer -> Kafka -> metrics -> summary equal to truth on every "
                 f"day through data_through; {records:.0f} UsageRecords from {events} usage events; "
                 f"{len(calls)} Cursor API calls ({len(calls) / elapsed:.1f} calls/s); {costs}; "
-                f"2 syncer workers; load average {load} before"
+                f"2 syncer workers, SYNCER_JOB_MAX_CHUNKS=5; load average {load} before"
             ),
         )
     ]
@@ -396,11 +402,8 @@ async def _fleet(stack: Stack) -> list[Measurement]:
                 pending: dict[str, dict[str, Check]] = {}
                 for org, integration_id, check in zip(orgs, ids, checks, strict=True):
                     pending.setdefault(org, {})[integration_id] = check
-                deadline = time.monotonic() + TIMEOUT_S
-                while pending:
-                    if time.monotonic() > deadline:
-                        left = sum(len(v) for v in pending.values())
-                        raise TimeoutError(f"{left} fleet integrations not queryable in time")
+                deadline = time.monotonic() + FLEET_TIMEOUT_S
+                while pending and time.monotonic() < deadline:
                     for org in list(pending):
                         entries = await _summary(http, stack, org)
                         waiting = pending[org]
@@ -412,6 +415,7 @@ async def _fleet(stack: Stack) -> list[Measurement]:
                             del pending[org]
                     await asyncio.sleep(1.0)
                 elapsed = time.perf_counter() - started
+                left = sum(len(v) for v in pending.values())
             finally:
                 profiler.stop()
         records = await _syncer_records(stack)
@@ -429,15 +433,16 @@ async def _fleet(stack: Stack) -> list[Measurement]:
             value=elapsed,
             unit="s",
             target="<= 120 s",
-            meets_target=elapsed <= 120.0,
+            meets_target=elapsed <= 120.0 and left == 0,
             notes=(
-                f"{FLEET_TEAMS} Cursor teams of {FLEET_MEMBERS} members at the sandbox's real "
+                ("" if left == 0 else f"STOPPED with {left} teams not yet queryable; ")
+                + f"{FLEET_TEAMS} Cursor teams of {FLEET_MEMBERS} members at the sandbox's real "
                 f"per-team limits, connected through the connector ({connected_s:.1f} s for the "
                 f"POSTs, {FLEET_CONNECTS_IN_FLIGHT} in flight, {len(retried)} answered 502/503 and "
                 f"tried again), until every summary equals the "
                 f"truth through data_through; {records:.0f} UsageRecords; {calls} Cursor API "
                 f"calls ({calls / elapsed:.1f} calls/s, {throttled} answered 429); {costs}; "
-                f"2 syncer workers; load "
+                f"2 syncer workers, SYNCER_CHUNK_DAYS=30; load "
                 f"average {load} before"
             ),
         )
@@ -610,7 +615,9 @@ def _demo_rows() -> list[Measurement]:
 
 
 def _fleet_rows() -> list[Measurement]:
-    with _stack("fleet", {}, sandbox_env={"SANDBOX_MAX_TEAMS": str(FLEET_TEAMS + 100)}) as stack:
+    with _stack(
+        "fleet", FEWER_JOBS, sandbox_env={"SANDBOX_MAX_TEAMS": str(FLEET_TEAMS + 100)}
+    ) as stack:
         return asyncio.run(_fleet(stack))
 
 
