@@ -616,7 +616,7 @@ def _demo_rows() -> list[Measurement]:
 
 def _fleet_rows() -> list[Measurement]:
     with _stack(
-        "fleet", FEWER_JOBS, sandbox_env={"SANDBOX_MAX_TEAMS": str(FLEET_TEAMS + 100)}
+        "fleet", FLEET_ENV, sandbox_env={"SANDBOX_MAX_TEAMS": str(FLEET_TEAMS + 100)}
     ) as stack:
         return asyncio.run(_fleet(stack))
 
