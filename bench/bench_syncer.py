@@ -1,8 +1,9 @@
 """Syncer benchmarks against the sandbox, with real Kafka, PostgreSQL and worker processes.
 
 (a) UsageRecords produced per second for a large team, the sandbox's rate limits lifted.
-(b) Pacing efficiency at Cursor's real limits: the shortest time the limits allow for the calls
-    one 30-day backfill needs, divided by the time it took; and the 429s it received.
+(b) Pacing efficiency over a backfill that waits through at least five rate windows (Cursor's
+    limits scaled to a 9 s window): the shortest time the limits allow for its calls, divided by
+    the time it took; and the 429s it received.
 (c) Two worker processes against one, over many teams with injected latency.
 
 Needs ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` (``make bench`` sets both). Each scenario
@@ -46,8 +47,9 @@ from koalr_runtime.settings import (
 BENCHMARK = "syncer"
 ORG = "org_bench"
 PARTITIONS = 6
-WINDOW_S = 60.0
-LIMITS = {"default": 20, "usage_events": 60}
+WINDOW_S = 9.0
+LIMITS = {"default": 3, "usage_events": 9}
+MIN_WINDOWS = 5
 READY_TIMEOUT_S = 60.0
 LOGS = Path(os.environ.get("BENCH_LOG_DIR") or tempfile.gettempdir()) / "koalr-bench-syncer"
 
@@ -264,13 +266,29 @@ async def throughput(sandbox_url: str) -> list[Measurement]:
 
 
 async def pacing(sandbox_url: str) -> list[Measurement]:
-    members = 190  # about 95 usage-event pages for 30 days: more than one minute's budget
+    """A backfill that has to wait through at least five rate windows, limits scaled down.
+
+    Cursor's limits (20 admin and 60 usage-event calls per rolling 60 s) are scaled to the same
+    rates over a 9 s window (3 and 9 calls), on the sandbox and in the syncer alike, so many
+    windows fit in well under a minute.
+    """
+    members = 100  # about 48 usage-event pages for 30 days: 5 full windows of 9 calls
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=120) as http:
         team_id, api_key = await _create_team(
-            http, members=members, seed=43, rate_limits_enabled=True, rate_window_s=WINDOW_S
+            http,
+            members=members,
+            seed=43,
+            rate_limits_enabled=True,
+            rate_window_s=WINDOW_S,
+            rate_limits=LIMITS,
         )
+        paced = {
+            "SYNCER_RATE_WINDOW_S": str(WINDOW_S),
+            "SYNCER_RATE_LIMIT_DEFAULT": str(LIMITS["default"]),
+            "SYNCER_RATE_LIMIT_USAGE_EVENTS": str(LIMITS["usage_events"]),
+        }
         async with scenario(sandbox_url) as run:
-            workers = await run.start_workers(1, {})
+            workers = await run.start_workers(1, paced)
             try:
                 seconds = await _backfill(run, [(team_id, api_key)], [uuid.uuid4()])
             finally:
@@ -281,27 +299,30 @@ async def pacing(sandbox_url: str) -> list[Measurement]:
         "usage_events" if r["path"] == "/teams/filtered-usage-events" else "default" for r in log
     )
     throttled = sum(1 for r in log if r["status"] == 429)
-    shortest = max((math.ceil(n / LIMITS[bucket]) - 1) * WINDOW_S for bucket, n in calls.items())
+    windows = max(math.ceil(n / LIMITS[bucket]) - 1 for bucket, n in calls.items())
+    shortest = windows * WINDOW_S
     efficiency = shortest / seconds
+    long_enough = windows >= MIN_WINDOWS
     summary = ", ".join(f"{n} {bucket}" for bucket, n in sorted(calls.items()))
     return [
         Measurement(
             BENCHMARK,
-            "(b) pacing efficiency at the real limits (shortest allowed / taken)",
+            "pacing efficiency, backfill of at least 5 rate windows",
             efficiency,
             "ratio",
-            target=">= 0.9",
-            meets_target=efficiency >= 0.9,
+            target=">= 0.95",
+            meets_target=efficiency >= 0.95 and long_enough,
             notes=(
                 f"{members}-member team, 30-day backfill in {seconds:.1f} s, shortest allowed "
-                f"{shortest:.0f} s; calls: {summary}; "
-                "limits 20/min admin, 60/min usage events, rolling 60 s; shortest = "
-                "(ceil(calls/limit)-1)*60 s over the busiest bucket"
+                f"{shortest:.0f} s ({windows} full windows); calls: {summary}; limits "
+                f"{LIMITS['default']} admin and {LIMITS['usage_events']} usage-event calls per "
+                f"rolling {WINDOW_S:g} s (Cursor's per-minute limits scaled to the window, same rates); "
+                f"shortest = (ceil(calls/limit)-1)*window over the busiest bucket"
             ),
         ),
         Measurement(
             BENCHMARK,
-            "(b) 429s received during that backfill",
+            "429s received during the long backfill",
             throttled,
             "responses",
             target="0",

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import os
 import platform
+import signal
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -152,3 +154,107 @@ def report(measurements: Sequence[Measurement], results_file: Path = RESULTS_FIL
                 }
             )
     print(f"appended {len(measurements)} rows to {results_file.name}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSample:
+    """CPU seconds (user + system) a process has used so far, read from ``/proc``."""
+
+    pid: int
+    cpu_s: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` from ``/proc/<pid>/stat`` (fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident set size of ``pid`` (``VmHWM`` of ``/proc/<pid>/status``) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class ServiceCost:
+    """CPU seconds and peak RSS per service over one measured phase.
+
+    ``services`` maps a service name to the pids of its processes (two syncer workers count as one
+    service). CPU is read before and after the phase; the peak RSS is the largest ``VmHWM`` of the
+    service's processes (a high-water mark since the process started).
+    """
+
+    def __init__(self, services: dict[str, list[int]]) -> None:
+        self._services = services
+        self._before = {name: sum(cpu_seconds(p) for p in pids) for name, pids in services.items()}
+
+    def summary(self, records: float) -> str:
+        """``name: x CPU s per 1,000 records, peak RSS y MiB`` for each service."""
+        parts = []
+        for name, pids in self._services.items():
+            used = sum(cpu_seconds(p) for p in pids) - self._before[name]
+            per_k = used / records * 1000 if records else float("nan")
+            rss = max(peak_rss_mib(p) for p in pids)
+            parts.append(
+                f"{name} {per_k:.3f} CPU s/1k records ({used:.1f} s), peak RSS {rss:.0f} MiB"
+            )
+        return "; ".join(parts)
+
+
+def load_average() -> str:
+    """The 1-minute load average, to say how busy the shared machine was."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+class Profiler:
+    """``py-spy record`` attached to service processes while ``BENCH_PROFILE_DIR`` is set.
+
+    Writes collapsed stacks (``--format raw``, one ``stack count`` line each) per process, which
+    any flame-graph tool reads. Without the variable it does nothing, so the figures of a normal
+    run are not taken under a sampler.
+    """
+
+    def __init__(self, label: str, pids: dict[str, int]) -> None:
+        directory = os.environ.get("BENCH_PROFILE_DIR")
+        self._running: list[subprocess.Popen[bytes]] = []
+        if not directory:
+            return
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        spy = Path(sys.executable).with_name("py-spy")
+        for name, pid in pids.items():
+            self._running.append(
+                subprocess.Popen(
+                    [
+                        str(spy),
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "50",
+                        "--idle",
+                        "--output",
+                        str(out / f"{label}-{name}.txt"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+    def stop(self) -> None:
+        for process in self._running:
+            process.send_signal(signal.SIGINT)
+        for process in self._running:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self._running = []

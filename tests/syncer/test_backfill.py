@@ -124,6 +124,34 @@ async def test_a_long_backfill_continues_through_bounded_jobs(
     assert all(j.window_start == first for j in jobs)
 
 
+async def test_one_job_reads_several_chunks_each_published_and_recorded(
+    *,
+    clock: ClockView,
+    sandbox: SandboxClient,
+    sandbox_url: str,
+    sealer: Sealer,
+    make_settings: MakeSettings,
+    start_syncer: StartSyncer,
+) -> None:
+    team = await sandbox.create_team(members=20, seed=5)
+    # 30 days in chunks of 7, 7, 7, 7 and 2 days, all read by the backfill job itself.
+    settings = make_settings(sandbox_url, chunk_days=7, job_max_chunks=5)
+    event = connected_event(sealer, team)
+    async with collecting(settings, with_jobs=True) as out:
+        await start_syncer(settings)
+        await publish(settings, topics.INTEGRATIONS, event)
+        await wait_for(lambda: out.is_idle(event.integration_id), 60, "the backfill to finish")
+    first, last = clock.window(30)
+    truth = await truth_of(sandbox, team, first, last)
+    assert assert_exact(out.records_of(event.integration_id), truth, first, last) > 50
+    jobs = [j for j in out.jobs if j.integration_id == event.integration_id]
+    assert [j.cursor for j in jobs] == [None]  # no continuation job
+    statuses = out.statuses_of(event.integration_id)
+    progress = [s.progress.done for s in statuses if s.progress is not None]
+    assert progress == [0, 7, 14, 21, 28, 30]  # one status per chunk, then idle
+    assert [s.state for s in statuses] == ["syncing"] * 5 + ["idle"]
+
+
 async def test_a_manual_resync_replaces_the_days_and_runs_once(
     *,
     clock: ClockView,

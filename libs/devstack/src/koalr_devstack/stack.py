@@ -32,6 +32,8 @@ class StackConfig:
     fixed_ports: bool = False
     """Use the documented default ports (demo) instead of free ones (tests)."""
     extra_env: dict[str, str] = field(default_factory=dict)
+    sandbox_env: dict[str, str] = field(default_factory=dict)
+    """Settings of the sandbox process (``SANDBOX_*``), e.g. ``SANDBOX_MAX_TEAMS`` for a fleet."""
     topic_partitions: int = 6
 
 
@@ -51,7 +53,11 @@ class Stack:
                 name="sandbox",
                 module="koalr_sandbox",
                 args=[],
-                env={"SANDBOX_PORT": str(sandbox_port), "SANDBOX_LOG_LEVEL": "warning"},
+                env={
+                    "SANDBOX_PORT": str(sandbox_port),
+                    "SANDBOX_LOG_LEVEL": "warning",
+                    **config.sandbox_env,
+                },
                 port=sandbox_port,
                 log_dir=config.log_dir,
                 ready_path="/healthz",

@@ -81,6 +81,16 @@ class SyncerSettings(ServiceSettings, ProviderSettings, SealingSettings):
         ge=1,
         description="Usage-event pages one job fetches before it continues in a new job.",
     )
+    job_max_chunks: int = Field(
+        default=1,
+        ge=1,
+        le=30,
+        description=(
+            "Chunks one job reads before it continues in a new job, while its page and time "
+            "budgets last. More saves a Kafka round trip and the job's bookkeeping per chunk "
+            "(many small teams); each chunk is still published and recorded on its own."
+        ),
+    )
     job_time_budget_s: float = Field(
         default=120.0,
         gt=0,

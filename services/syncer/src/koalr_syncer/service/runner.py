@@ -263,15 +263,62 @@ class JobRunner:
         origin: Origin,
         reader: DayReader,
     ) -> str:
+        """Read chunks of the run, newest first, each published and recorded on its own.
+
+        After ``job_max_chunks`` chunks (1 by default), or once the job's time or page budget is
+        spent, the rest continues in a new job. A job delivered again resumes after the last
+        recorded chunk, whichever job read it.
+        """
         settings = self._settings
-        now = self._now()
-        today = now.date()
-        last = min(run.next_day, today)
-        if last < run.window_start:
-            return await self._finish(integration, run, job, origin, reader)
-        first = max(run.window_start, last - timedelta(days=settings.chunk_days - 1))
+        started = time.monotonic()
+
+        def out_of_time() -> bool:
+            return time.monotonic() - started >= settings.job_time_budget_s
+
         standing = self._standing_reason(integration)
-        if run.done_days == 0:
+        pages = 0
+        for number in range(1, settings.job_max_chunks + 1):
+            now = self._now()
+            last = min(run.next_day, now.date())
+            if last < run.window_start:
+                return await self._finish(integration, run, job, origin, reader)
+            first = max(run.window_start, last - timedelta(days=settings.chunk_days - 1))
+            if run.done_days == 0:
+                await self._status.publish(
+                    origin,
+                    "syncing",
+                    reason_code=standing,
+                    progress=await self._progress(run),
+                    job_id=job.job_id,
+                )
+            chunk = await reader.read(origin, first, last, now, out_of_time)
+            await self._publisher.publish(topics.USAGE_RECORDS, chunk.events)
+            RECORDS.inc(sum(1 for e in chunk.events if e.event_type == "UsageRecord"))
+            log.info(
+                "job.chunk_published",
+                days=f"{chunk.read_from}..{last}",
+                complete_days=len(chunk.complete_days),
+                events_published=len(chunk.events),
+                **chunk.log_fields,
+            )
+            if chunk.refused is not None:
+                await self._integrations.degrade(integration.integration_id, chunk.refused.code)
+                standing = chunk.refused.code
+            elif chunk.lifted is not None and integration.status_reason == chunk.lifted:
+                await self._integrations.restore(integration.integration_id, chunk.lifted)
+                standing = None
+            run = await self._runs.advance_run(run.run_id, chunk.read_from, chunk.complete_days)
+            if run.finished_reading:
+                return await self._finish(integration, run, job, origin, reader)
+            pages += chunk.log_fields.get("event_pages", 0)
+            more = (
+                number < settings.job_max_chunks
+                and chunk.read_from <= first  # the chunk was read whole: budgets not spent
+                and pages < settings.job_page_budget
+                and not out_of_time()
+            )
+            if not more:
+                break
             await self._status.publish(
                 origin,
                 "syncing",
@@ -279,29 +326,6 @@ class JobRunner:
                 progress=await self._progress(run),
                 job_id=job.job_id,
             )
-        started = time.monotonic()
-        budget_s = settings.job_time_budget_s
-        chunk = await reader.read(
-            origin, first, last, now, lambda: time.monotonic() - started >= budget_s
-        )
-        await self._publisher.publish(topics.USAGE_RECORDS, chunk.events)
-        RECORDS.inc(sum(1 for e in chunk.events if e.event_type == "UsageRecord"))
-        log.info(
-            "job.chunk_published",
-            days=f"{chunk.read_from}..{last}",
-            complete_days=len(chunk.complete_days),
-            events_published=len(chunk.events),
-            **chunk.log_fields,
-        )
-        if chunk.refused is not None:
-            await self._integrations.degrade(integration.integration_id, chunk.refused.code)
-            standing = chunk.refused.code
-        elif chunk.lifted is not None and integration.status_reason == chunk.lifted:
-            await self._integrations.restore(integration.integration_id, chunk.lifted)
-            standing = None
-        run = await self._runs.advance_run(run.run_id, chunk.read_from, chunk.complete_days)
-        if run.finished_reading:
-            return await self._finish(integration, run, job, origin, reader)
         continuation = SyncJobRequested(
             job_id=continuation_job_id(run.run_id, run.next_day),
             org_id=integration.org_id,
