@@ -30,6 +30,7 @@ import asyncpg
 import jwt
 import psutil
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from pydantic import SecretStr
 
 from bench.common import Measurement
@@ -174,7 +175,12 @@ async def _produce(settings: MetricsSettings, records: list[UsageRecord]) -> flo
 
 
 async def _committed(admin: AIOKafkaAdminClient, group: str) -> int:
-    offsets = await admin.list_consumer_group_offsets(group)
+    """Offsets the ingest group committed so far (0 while the broker has no coordinator for it
+    yet: the group forms when the service's consumer joins)."""
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except GroupCoordinatorNotAvailableError:
+        return 0
     return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
 
 

@@ -84,7 +84,9 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             )
             app.state.repository = repository
             app.state.ingest = services.ingest
-            app.state.analytics = AnalyticsService(repository)
+            app.state.analytics = AnalyticsService(
+                repository, summary_cache_entries=settings.summary_cache_entries
+            )
             await ensure_topics(
                 settings.kafka_bootstrap_servers,
                 [settings.topic(t) for t in (*CONSUMED_TOPICS, topics.DEAD_LETTERS)],

@@ -258,6 +258,22 @@ ON CONFLICT (integration_id, day, source) DO UPDATE SET
 WHERE d.fetched_at <= EXCLUDED.fetched_at
 """
 
+# The data versions of the given orgs and of the orgs that own the given integrations, bumped
+# (migration 0005). Always the last statement of its transaction and in org order: a
+# transaction holding one of these row locks waits for nothing else, so two writers never
+# deadlock on them.
+_BUMP_DATA_VERSIONS: Final = """
+INSERT INTO data_versions AS v (org_id, version)
+SELECT o.org_id, 1
+FROM (
+    SELECT unnest($1::text[]) AS org_id
+    UNION
+    SELECT org_id FROM integrations WHERE integration_id = ANY($2::uuid[])
+) o
+ORDER BY o.org_id
+ON CONFLICT (org_id) DO UPDATE SET version = v.version + 1
+"""
+
 # Each projection statement applies its event only when its sequence follows the last one
 # applied to that integration (sequence_follows, migration 0002) and returns a row if it did.
 _CONNECTED: Final = """
@@ -466,6 +482,7 @@ class MetricsRepository:
             for seat_snapshot in seats:
                 written_seats += await self._upsert_seats(conn, seat_snapshot)
             written_spends = await self._upsert_day_spend(conn, day_spend)
+            await _bump_data_versions(conn, (), ids)
         return StoreOutcome(written_days, written_snapshots, written_seats, written_spends)
 
     @staticmethod
@@ -554,7 +571,16 @@ class MetricsRepository:
         whether it was applied. An event whose ``sequence`` does not follow the last one applied
         to its integration changes nothing (a redelivery or an overtaken event)."""
         applied: list[bool] = []
+        ids = sorted({event.integration_id for event in events})
         async with self._pool.acquire() as conn, conn.transaction():
+            # An integration may move between orgs: the org it leaves changes too.
+            orgs = {event.org_id for event in events}
+            orgs.update(
+                row["org_id"]
+                for row in await conn.fetch(
+                    "SELECT org_id FROM integrations WHERE integration_id = ANY($1::uuid[])", ids
+                )
+            )
             for event in events:
                 if isinstance(event, IntegrationConnected):
                     status = await conn.fetchval(
@@ -572,6 +598,8 @@ class MetricsRepository:
                     # A rotation changes nothing the metrics show but its place in the order.
                     status = await conn.fetchval(_ROTATED, event.integration_id, event.sequence)
                 applied.append(status is not None)
+            if any(applied):
+                await _bump_data_versions(conn, sorted(orgs), ids)
         return applied
 
     @staticmethod
@@ -613,6 +641,10 @@ class MetricsRepository:
                     event.sequence,
                 )
                 applied.append(state is not None)
+            if any(applied):
+                await _bump_data_versions(
+                    conn, (), sorted({event.integration_id for event in events})
+                )
         return applied
 
     # --- queries ------------------------------------------------------------------------------
@@ -627,7 +659,16 @@ class MetricsRepository:
         return Policy(row["members_can_see_spend"], row["min_group_size"])
 
     async def save_org_policy(self, org_id: str, policy: Policy, updated_by: str) -> Policy:
-        row = await self._pool.fetchrow(
+        async with self._pool.acquire() as conn, conn.transaction():
+            saved = await self._save_org_policy(conn, org_id, policy, updated_by)
+            await _bump_data_versions(conn, [org_id], ())
+        return saved
+
+    @staticmethod
+    async def _save_org_policy(
+        conn: Connection, org_id: str, policy: Policy, updated_by: str
+    ) -> Policy:
+        row = await conn.fetchrow(
             """
             INSERT INTO org_settings (org_id, members_can_see_spend, min_group_size, updated_by)
             VALUES ($1, $2, $3, $4)
@@ -645,6 +686,13 @@ class MetricsRepository:
         )
         assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
         return Policy(row["members_can_see_spend"], row["min_group_size"])
+
+    async def data_version(self, org_id: str) -> int:
+        """The org's data version: it changes with every commit that changes its summary."""
+        version: int | None = await self._pool.fetchval(
+            "SELECT version FROM data_versions WHERE org_id = $1", org_id
+        )
+        return 0 if version is None else version
 
     async def provider_data(
         self, org_id: str, provider: str | None, day_range: DayRange, *, is_admin: bool
@@ -690,6 +738,14 @@ class MetricsRepository:
             )
             for row in rows
         ]
+
+
+async def _bump_data_versions(
+    conn: Connection, org_ids: Sequence[str], integration_ids: Sequence[UUID]
+) -> None:
+    """Bump the data versions of ``org_ids`` and of the orgs owning ``integration_ids``; the
+    last statement of the transaction (see ``_BUMP_DATA_VERSIONS``)."""
+    await conn.execute(_BUMP_DATA_VERSIONS, list(org_ids), list(integration_ids))
 
 
 async def _copy_text(conn: Connection, table: str, data: bytes, columns: Sequence[str]) -> None:
