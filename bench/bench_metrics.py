@@ -9,7 +9,8 @@
     a database of 2,000 integrations x 50 members x 90 days (generated in SQL).
 
 Reads ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL``; creates its own database and topic
-namespace and drops the database at the end.
+namespace and drops the database at the end. ``BENCH_METRICS_PARTS=ingest`` (or ``summary``)
+runs one part only; ``METRICS_*`` settings in the environment reach the service under test.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from pydantic import SecretStr
 
-from bench.common import Measurement
+from bench.common import Measurement, _git_revision
 from koalr_contracts import ModelUsage, UsageRecord, encode_event, topics
 from koalr_devstack.processes import free_port
 from koalr_metrics.ingest import usage_rows
@@ -79,9 +80,13 @@ async def _run() -> list[Measurement]:
         jwt_secret=SecretStr(JWT_SECRET),
         log_level="WARNING",
     )
+    parts = os.environ.get("BENCH_METRICS_PARTS", "ingest,summary").split(",")
+    measurements: list[Measurement] = []
     try:
-        measurements = await _ingest(settings)
-        measurements += await _summary(settings)
+        if "ingest" in parts:
+            measurements += await _ingest(settings)
+        if "summary" in parts:
+            measurements += await _summary(settings)
     finally:
         await _drop_database(base_url, name)
     return measurements
@@ -257,7 +262,8 @@ async def _ingest(settings: MetricsSettings) -> list[Measurement]:
         f"end-to-end incl. service start {end_to_end_rate:,.0f}/s; "
         f"produce {produce_rate:,.0f}/s; service in its own process, busy {service_cpu:.0%} "
         f"of one core while ingesting, its {settings.ingest_decode_workers} decoding "
-        f"worker(s) {workers_cpu:.0%}; load average {load_before:.2f} before the run"
+        f"worker(s) {workers_cpu:.0%}; load average {load_before:.2f} before the run; "
+        f"revision {_git_revision()}"
     )
     return [
         Measurement(
@@ -518,7 +524,7 @@ async def _summary(settings: MetricsSettings) -> list[Measurement]:
         f"{CLIENTS} keep-alive clients, 30-day summaries, half admin half member, "
         f"{len(latencies)} requests in {elapsed:.1f} s; server: one uvicorn process, busy "
         f"{server_cpu:.0%} of one core; client (the benchmark process) {client_cpu:.0%}; "
-        f"load average {load_before:.2f} before the load"
+        f"load average {load_before:.2f} before the load; revision {_git_revision()}"
     )
     return [
         Measurement(BENCH, "summary latency p50", p50, "ms", notes=note),

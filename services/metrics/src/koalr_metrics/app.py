@@ -69,6 +69,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             command_timeout_s=settings.db_command_timeout_s,
             server_settings={"search_path": settings.db_schema},
             init=MetricsRepository.prepare_connection,
+            reset=MetricsRepository.reset_connection,
         )
         decoder = create_decoder(settings.ingest_decode_workers)
         try:

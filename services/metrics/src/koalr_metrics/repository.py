@@ -442,6 +442,16 @@ class MetricsRepository:
         """Per-connection setup (the pool's init hook): the ingest's staging tables."""
         await conn.execute(_STAGE_TABLES)
 
+    @staticmethod
+    async def reset_connection(conn: asyncpg.Connection[Any]) -> None:
+        """Nothing to reset when a connection goes back to the pool (the pool's reset hook).
+
+        The service leaves no session state behind: its advisory locks are transaction-level,
+        it never runs ``SET``, ``LISTEN`` or a cursor outside a transaction, and its staging
+        tables are meant to outlive the checkout. asyncpg's default reset would cost a round
+        trip per checkout, as much as the summary's version lookup itself."""
+        return None
+
     async def ping(self) -> None:
         async with self._pool.acquire(timeout=3) as conn:
             await conn.fetchval("SELECT 1")
