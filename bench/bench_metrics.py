@@ -10,7 +10,8 @@
 
 Reads ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL``; creates its own database and topic
 namespace and drops the database at the end. ``BENCH_METRICS_PARTS=ingest`` (or ``summary``)
-runs one part only; ``METRICS_*`` settings in the environment reach the service under test.
+runs one part only; ``BENCH_METRICS_EXPLAIN=1`` prints the summary queries' plans at full size;
+``METRICS_*`` settings in the environment reach the service under test.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ from pydantic import SecretStr
 from bench.common import Measurement, _git_revision
 from koalr_contracts import ModelUsage, UsageRecord, encode_event, topics
 from koalr_devstack.processes import free_port
+from koalr_metrics.analytics import DEFAULT_POLICY, DayRange
 from koalr_metrics.ingest import usage_rows
-from koalr_metrics.repository import MEMBER_DAY_COLUMNS, MODEL_COLUMNS
+from koalr_metrics.repository import _DATA_VERSION, _PROVIDERS, MEMBER_DAY_COLUMNS, MODEL_COLUMNS
 from koalr_metrics.settings import MetricsSettings
 from koalr_runtime.kafka import ensure_topics, make_broker
 
@@ -492,6 +494,30 @@ async def _load(port: int) -> tuple[list[float], int, float]:
     return latencies, errors, time.perf_counter() - started
 
 
+async def _explain(dsn: str) -> None:
+    """Print the plans of the summary's queries (admin and member) for one org of the data."""
+    day_range = DayRange.ending(datetime.now(UTC).date(), 30)
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": "metrics"})
+    try:
+        for is_admin in (True, False):
+            rows = await conn.fetch(
+                f"EXPLAIN (ANALYZE, BUFFERS) {_PROVIDERS}",
+                "org-7",
+                None,
+                day_range.start,
+                day_range.end,
+                is_admin,
+                DEFAULT_POLICY.min_group_size,
+                day_range.first_spend_day,
+            )
+            print(f"[bench] providers query, admin={is_admin}:", flush=True)
+            print("\n".join(row[0] for row in rows), flush=True)
+        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + _DATA_VERSION, "org-7")
+        print("[bench] data version lookup:\n" + "\n".join(r[0] for r in plan), flush=True)
+    finally:
+        await conn.close()
+
+
 async def _summary(settings: MetricsSettings) -> list[Measurement]:
     print(
         f"[bench] metrics: generating {SUMMARY_INTEGRATIONS} integrations x "
@@ -513,6 +539,8 @@ async def _summary(settings: MetricsSettings) -> list[Measurement]:
         client_cpu = (time.process_time() - client_before) / load_s
     finally:
         _stop_server(process)
+    if os.environ.get("BENCH_METRICS_EXPLAIN"):
+        await _explain(settings.database_url)
     if errors:
         raise RuntimeError(f"{errors} summary requests failed")
     latencies.sort()

@@ -274,6 +274,8 @@ ORDER BY o.org_id
 ON CONFLICT (org_id) DO UPDATE SET version = v.version + 1
 """
 
+_DATA_VERSION: Final = "SELECT version FROM data_versions WHERE org_id = $1"
+
 # Each projection statement applies its event only when its sequence follows the last one
 # applied to that integration (sequence_follows, migration 0002) and returns a row if it did.
 _CONNECTED: Final = """
@@ -443,14 +445,13 @@ class MetricsRepository:
         await conn.execute(_STAGE_TABLES)
 
     @staticmethod
-    async def reset_connection(conn: asyncpg.Connection[Any]) -> None:
+    async def reset_connection(_conn: asyncpg.Connection[Any]) -> None:
         """Nothing to reset when a connection goes back to the pool (the pool's reset hook).
 
         The service leaves no session state behind: its advisory locks are transaction-level,
         it never runs ``SET``, ``LISTEN`` or a cursor outside a transaction, and its staging
         tables are meant to outlive the checkout. asyncpg's default reset would cost a round
         trip per checkout, as much as the summary's version lookup itself."""
-        return None
 
     async def ping(self) -> None:
         async with self._pool.acquire(timeout=3) as conn:
@@ -699,9 +700,7 @@ class MetricsRepository:
 
     async def data_version(self, org_id: str) -> int:
         """The org's data version: it changes with every commit that changes its summary."""
-        version: int | None = await self._pool.fetchval(
-            "SELECT version FROM data_versions WHERE org_id = $1", org_id
-        )
+        version: int | None = await self._pool.fetchval(_DATA_VERSION, org_id)
         return 0 if version is None else version
 
     async def provider_data(
