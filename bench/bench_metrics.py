@@ -314,7 +314,8 @@ async def _ingest(settings: MetricsSettings) -> list[Measurement]:
     note = (
         f"{total} records ({model_rows} model rows; member rows, models and rollups "
         "equal to the generated totals), batches of "
-        f"{settings.ingest_max_records}, {settings.topic_partitions} partitions; "
+        f"{settings.ingest_max_records} in chunks of {settings.ingest_chunk_records}, "
+        f"{settings.topic_partitions} partitions; "
         f"end-to-end incl. service start {end_to_end_rate:,.0f}/s; "
         f"produce {produce_rate:,.0f}/s; service in its own process, busy {service_cpu:.0%} "
         f"of one core while ingesting, its {settings.ingest_decode_workers} decoding "
