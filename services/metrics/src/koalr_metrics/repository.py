@@ -142,7 +142,10 @@ JOIN stage_accepted a USING (integration_id, day, member_key)
 
 # Rollups of the touched (integration, day) pairs recomputed from the member rows, in one
 # statement: the daily rollups, then per model an upsert of the models still there and a delete
-# of those gone (disjoint rows). LATERAL keeps every aggregate an index lookup per pair.
+# of those gone (disjoint rows). LATERAL keeps every aggregate an index lookup per pair. The same
+# statement bumps the data versions of the orgs owning $3 (see _BUMP_DATA_VERSIONS): it is the
+# transaction's last, and every other row it locks belongs to an integration whose advisory lock
+# the transaction holds, so it waits for nothing while holding a version row.
 _REFRESH_ROLLUPS: Final = """
 WITH touched AS (
     SELECT * FROM unnest($1::uuid[], $2::date[]) AS t(integration_id, day)
@@ -181,6 +184,11 @@ WITH touched AS (
     ON CONFLICT (integration_id, day, model) DO UPDATE SET
         requests = EXCLUDED.requests,
         charged_cents = EXCLUDED.charged_cents
+), bumped AS (
+    INSERT INTO data_versions AS v (org_id, version)
+    SELECT DISTINCT i.org_id, 1 FROM integrations i WHERE i.integration_id = ANY($3::uuid[])
+    ORDER BY i.org_id
+    ON CONFLICT (org_id) DO UPDATE SET version = v.version + 1
 )
 DELETE FROM daily_model_rollups r
 USING touched t
@@ -485,23 +493,32 @@ class MetricsRepository:
                 [integrations[i][0] for i in ids],
                 [integrations[i][1] for i in ids],
             )
-            if usage.member_day_count:
-                written_days = await self._upsert_member_days(conn, usage)
             for snapshot in snapshots:
                 written_snapshots += await self._upsert_snapshot(conn, snapshot)
             written_seats = 0
             for seat_snapshot in seats:
                 written_seats += await self._upsert_seats(conn, seat_snapshot)
             written_spends = await self._upsert_day_spend(conn, day_spend)
-            await _bump_data_versions(conn, (), ids)
+            # Member days last: their rollup statement also bumps the data versions, which must
+            # be the transaction's last step (else a statement of its own does).
+            bumped = False
+            if usage.member_day_count:
+                written_days, bumped = await self._upsert_member_days(conn, usage, ids)
+            if not bumped:
+                await _bump_data_versions(conn, (), ids)
         return StoreOutcome(written_days, written_snapshots, written_seats, written_spends)
 
     @staticmethod
-    async def _upsert_member_days(conn: Connection, usage: UsageCopy) -> int:
+    async def _upsert_member_days(
+        conn: Connection, usage: UsageCopy, integration_ids: Sequence[UUID]
+    ) -> tuple[int, bool]:
+        """Upsert the member days and their models and refresh the touched rollups; returns the
+        member days written and whether the data versions of ``integration_ids``' orgs were
+        bumped (by the rollup statement, when any member day was written)."""
         await _copy_text(conn, "stage_member_days", usage.member_days, MEMBER_DAY_COLUMNS)
         touched = await conn.fetch(_UPSERT_MEMBER_DAYS)
         if not touched:
-            return 0
+            return 0, False
         accepted = sum(int(row["member_days"]) for row in touched)
         replaced = any(row["replaced"] for row in touched)
         if replaced:
@@ -516,8 +533,9 @@ class MetricsRepository:
             _REFRESH_ROLLUPS,
             [row["integration_id"] for row in touched],
             [row["day"] for row in touched],
+            list(integration_ids),
         )
-        return accepted
+        return accepted, True
 
     @staticmethod
     async def _upsert_snapshot(conn: Connection, snapshot: SnapshotRows) -> int:
