@@ -319,7 +319,9 @@ async def _ingest(settings: MetricsSettings) -> list[Measurement]:
         f"end-to-end incl. service start {end_to_end_rate:,.0f}/s; "
         f"produce {produce_rate:,.0f}/s; service in its own process, busy {service_cpu:.0%} "
         f"of one core while ingesting, its {settings.ingest_decode_workers} decoding "
-        f"worker(s) {workers_cpu:.0%}; load average {load_before:.2f} before the run; "
+        f"worker(s) {workers_cpu:.0%}; "
+        f"{(service_cpu + workers_cpu) / ingest_rate * 1e6:.0f} µs of their CPU per record; "
+        f"load average {load_before:.2f} before the run; "
         f"revision {_git_revision()}"
     )
     return [
@@ -681,7 +683,8 @@ async def _summary(settings: MetricsSettings) -> list[Measurement]:
         f"{CLIENTS} keep-alive clients, 30-day summaries, half admin half member, "
         f"admin summaries of {checked} orgs equal to their member rows summed in SQL, "
         f"{len(latencies)} requests in {elapsed:.1f} s; server: one uvicorn process, busy "
-        f"{server_cpu:.0%} of one core; client (the benchmark process) {client_cpu:.0%}; "
+        f"{server_cpu:.0%} of one core, {server_cpu / rps * 1000:.2f} ms of CPU per request; "
+        f"client (the benchmark process) {client_cpu:.0%}; "
         f"load average {load_before:.2f} before the load; revision {_git_revision()}"
     )
     return [
