@@ -633,7 +633,7 @@ async def _explain(dsn: str) -> None:
             )
             print(f"[bench] providers query, admin={is_admin}:", flush=True)
             print("\n".join(row[0] for row in rows), flush=True)
-        # The data version lookup exists from migration 0005 on (absent in older revisions).
+        # The data version lookup exists from migration 0009 on (absent in older revisions).
         version_sql = getattr(repository, "_DATA_VERSION", None)
         if version_sql is not None:
             plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {version_sql}", "org-7")

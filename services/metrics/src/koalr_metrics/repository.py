@@ -267,7 +267,7 @@ WHERE d.fetched_at <= EXCLUDED.fetched_at
 """
 
 # The data versions of the given orgs and of the orgs that own the given integrations, bumped
-# (migration 0005). Always the last statement of its transaction and in org order: a
+# (migration 0009). Always the last statement of its transaction and in org order: a
 # transaction holding one of these row locks waits for nothing else, so two writers never
 # deadlock on them.
 _BUMP_DATA_VERSIONS: Final = """
