@@ -607,3 +607,79 @@ async def test_every_body_validates_against_the_openapi_document(seeded: Seeded)
         assert set(check(route, "get", response)["error"]) == {"code", "message"}
     response = await seeded.client.put(settings_url, headers=admin, json={"min_group_size": 0})
     assert check("settings", "put", response)["error"]["code"] == "invalid_request"
+
+
+CACHE_ORG = "org-c"
+
+
+def _summary_cache(outcome: str) -> float:
+    return (
+        REGISTRY.get_sample_value("koalr_metrics_summary_cache_total", {"outcome": outcome}) or 0.0
+    )
+
+
+async def test_a_cached_summary_changes_with_the_next_batch_status_and_policy(
+    seeded: Seeded,
+) -> None:
+    integration = new_id()
+    settings = seeded.settings
+    await _apply(
+        seeded,
+        topics.INTEGRATIONS,
+        settings.integrations_group,
+        [connected(CACHE_ORG, integration)],
+    )
+    fetched_at = datetime.now(UTC) - timedelta(hours=1)
+    day = today() - timedelta(days=1)
+    first = [
+        usage(
+            CACHE_ORG, integration, day, EMAILS[m], {"gpt-5": (m + 1, "1.5")}, fetched_at=fetched_at
+        )
+        for m in range(5)
+    ]
+    await _apply(seeded, topics.USAGE_RECORDS, settings.ingest_group, first)
+    path = f"/v1/orgs/{CACHE_ORG}/ai-analytics/summary"
+
+    async def requests_on_day(role: str) -> Any:
+        status, body = await _get(seeded.client, path, auth(CACHE_ORG, role), days=7)
+        assert status == 200
+        (entry,) = body["providers"]
+        return next(p for p in entry["requests"] if p["date"] == day.isoformat())["requests"]
+
+    hits, misses = _summary_cache("hit"), _summary_cache("miss")
+    assert await requests_on_day("admin") == 15
+    assert await requests_on_day("admin") == 15
+    assert await requests_on_day("member") == 15
+    assert (_summary_cache("hit") - hits, _summary_cache("miss") - misses) == (1, 2)
+
+    # A newer record for one member: the very next response counts it.
+    newer = usage(
+        CACHE_ORG,
+        integration,
+        day,
+        EMAILS[0],
+        {"gpt-5": (101, "2")},
+        fetched_at=fetched_at + timedelta(minutes=5),
+    )
+    await _apply(seeded, topics.USAGE_RECORDS, settings.ingest_group, [newer])
+    assert await requests_on_day("admin") == 115
+    assert await requests_on_day("member") == 115
+
+    # The privacy policy changes the member's view: 5 active members are below a threshold of 6.
+    response = await seeded.client.put(
+        f"/v1/orgs/{CACHE_ORG}/ai-analytics/settings",
+        headers=auth(CACHE_ORG),
+        json={"members_can_see_spend": False, "min_group_size": 6},
+    )
+    assert response.status_code == 200
+    assert await requests_on_day("member") is None
+    assert await requests_on_day("admin") == 115
+
+    # A sync status changes the freshness block of the next response.
+    status_event = sync_status(
+        CACHE_ORG, integration, "error", reason_code="rate_limited", sequence=1
+    )
+    await _apply(seeded, topics.SYNC_STATUS, settings.sync_status_group, [status_event])
+    status, body = await _get(seeded.client, path, auth(CACHE_ORG), days=7)
+    assert status == 200
+    assert body["providers"][0]["freshness"]["state"] == "error"

@@ -27,11 +27,14 @@ async def create_pool(
     command_timeout_s: float = 30.0,
     server_settings: dict[str, str] | None = None,
     init: ConnectionHook | None = None,
+    reset: ConnectionHook | None = None,
 ) -> asyncpg.Pool[Any]:
     """A pool with JSON codecs; ``numeric`` columns come back as ``Decimal`` (asyncpg default).
 
     ``init`` runs once on every new connection, after the codecs are set (for example to
-    create session-level temporary tables).
+    create session-level temporary tables). ``reset`` replaces asyncpg's reset of a connection
+    given back to the pool (a round trip running ``RESET ALL``, ``UNLISTEN *`` and
+    ``pg_advisory_unlock_all()``); an open transaction is rolled back either way.
     """
 
     async def init_connection(conn: asyncpg.Connection[Any]) -> None:
@@ -45,6 +48,7 @@ async def create_pool(
         max_size=max_size,
         command_timeout=command_timeout_s,
         init=init_connection,
+        reset=reset,
         server_settings=server_settings,
     )
     return pool

@@ -84,6 +84,7 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             command_timeout_s=settings.db_command_timeout_s,
             server_settings={"search_path": settings.db_schema},
             init=MetricsRepository.prepare_connection,
+            reset=MetricsRepository.reset_connection,
         )
         decoder = create_decoder(settings.ingest_decode_workers)
         try:
@@ -99,7 +100,9 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
             )
             app.state.repository = repository
             app.state.ingest = services.ingest
-            app.state.analytics = AnalyticsService(repository)
+            app.state.analytics = AnalyticsService(
+                repository, summary_cache_entries=settings.summary_cache_entries
+            )
             app.state.insights, app.state.alerts = _insights(settings, pool, repository, broker)
             app.state.people = PeopleService(PeopleRepository(pool), utc_today)
             erasures, retention = _privacy_jobs(app, PrivacyRepository(pool), settings, broker)

@@ -458,9 +458,8 @@ async def get_summary(
     days: Days = 30,
     provider: ProviderFilter = None,
 ) -> Response:
-    return ExactJSONResponse(
-        await analytics.summary(principal, org_id, days=days, provider=provider)
-    )
+    body = await analytics.summary_json(principal, org_id, days=days, provider=provider)
+    return Response(body, media_type="application/json")
 
 
 @router.get(

@@ -19,6 +19,7 @@ import asyncpg
 from koalr_metrics.repository import (
     REFRESH_ROLLUPS,
     Connection,
+    bump_data_versions,
     integration_lock_key,
 )
 from koalr_runtime import audit
@@ -229,6 +230,7 @@ class PrivacyRepository:
                     REFRESH_ROLLUPS,
                     [r["integration_id"] for r in touched],
                     [r["day"] for r in touched],
+                    [],  # the data version is bumped last, below
                 )
             for statement in (_ERASE_SNAPSHOT_MEMBERS, _ERASE_SEATS):
                 removed += _count(await conn.execute(statement, org_id, member))
@@ -247,6 +249,8 @@ class PrivacyRepository:
             ]
             await announce(ErasureNotice(erasure_id, org_id, member, integrations))
             await conn.execute(_DONE, erasure_id, removed)
+            # Cached summaries of the org are stale from this commit on.
+            await bump_data_versions(conn, [org_id], ())
         return ErasureDone(erasure_id, org_id, removed, member_days, len(touched))
 
     # --- retention ----------------------------------------------------------------------------
@@ -289,6 +293,7 @@ class PrivacyRepository:
                     removed += count
                     if table == "member_days":
                         member_days = count
+                await bump_data_versions(conn, [org_id], ())
         return RetentionBatch(integration_id, org_id, len(days), member_days, removed)
 
 

@@ -165,7 +165,10 @@ JOIN stage_accepted a USING (integration_id, day, member_key)
 
 # Rollups of the touched (integration, day) pairs recomputed from the member rows, in one
 # statement: the daily rollups, then per model an upsert of the models still there and a delete
-# of those gone (disjoint rows). LATERAL keeps every aggregate an index lookup per pair.
+# of those gone (disjoint rows). LATERAL keeps every aggregate an index lookup per pair. The same
+# statement bumps the data versions of the orgs owning $3 (see _BUMP_DATA_VERSIONS): it is the
+# transaction's last, and every other row it locks belongs to an integration whose advisory lock
+# the transaction holds, so it waits for nothing while holding a version row.
 REFRESH_ROLLUPS: Final = """
 WITH touched AS (
     SELECT * FROM unnest($1::uuid[], $2::date[]) AS t(integration_id, day)
@@ -204,6 +207,11 @@ WITH touched AS (
     ON CONFLICT (integration_id, day, model) DO UPDATE SET
         requests = EXCLUDED.requests,
         charged_cents = EXCLUDED.charged_cents
+), bumped AS (
+    INSERT INTO data_versions AS v (org_id, version)
+    SELECT DISTINCT i.org_id, 1 FROM integrations i WHERE i.integration_id = ANY($3::uuid[])
+    ORDER BY i.org_id
+    ON CONFLICT (org_id) DO UPDATE SET version = v.version + 1
 )
 DELETE FROM daily_model_rollups r
 USING touched t
@@ -290,6 +298,24 @@ ON CONFLICT (integration_id, day, source) DO UPDATE SET
     fetched_at = EXCLUDED.fetched_at
 WHERE d.fetched_at <= EXCLUDED.fetched_at
 """
+
+# The data versions of the given orgs and of the orgs that own the given integrations, bumped
+# (migration 0009). Always the last statement of its transaction and in org order: a
+# transaction holding one of these row locks waits for nothing else, so two writers never
+# deadlock on them.
+_BUMP_DATA_VERSIONS: Final = """
+INSERT INTO data_versions AS v (org_id, version)
+SELECT o.org_id, 1
+FROM (
+    SELECT unnest($1::text[]) AS org_id
+    UNION
+    SELECT org_id FROM integrations WHERE integration_id = ANY($2::uuid[])
+) o
+ORDER BY o.org_id
+ON CONFLICT (org_id) DO UPDATE SET version = v.version + 1
+"""
+
+_DATA_VERSION: Final = "SELECT version FROM data_versions WHERE org_id = $1"
 
 # Each projection statement applies its event only when its sequence follows the last one
 # applied to that integration (sequence_follows, migration 0002) and returns a row if it did.
@@ -462,6 +488,15 @@ class MetricsRepository:
         """Per-connection setup (the pool's init hook): the ingest's staging tables."""
         await conn.execute(_STAGE_TABLES)
 
+    @staticmethod
+    async def reset_connection(_conn: asyncpg.Connection[Any]) -> None:
+        """Nothing to reset when a connection goes back to the pool (the pool's reset hook).
+
+        The service leaves no session state behind: its advisory locks are transaction-level,
+        it never runs ``SET``, ``LISTEN`` or a cursor outside a transaction, and its staging
+        tables are meant to outlive the checkout. asyncpg's default reset would cost a round
+        trip per checkout, as much as the summary's version lookup itself."""
+
     async def ping(self) -> None:
         async with self._pool.acquire(timeout=3) as conn:
             await conn.fetchval("SELECT 1")
@@ -494,26 +529,34 @@ class MetricsRepository:
                 [integrations[i][0] for i in ids],
                 [integrations[i][1] for i in ids],
             )
-            erased = 0
-            if usage.member_day_count:
-                written_days, erased = await self._upsert_member_days(
-                    conn, usage, sorted({org for org, _ in usage.integrations.values()})
-                )
             for snapshot in snapshots:
                 written_snapshots += await self._upsert_snapshot(conn, snapshot)
             written_seats = 0
             for seat_snapshot in seats:
                 written_seats += await self._upsert_seats(conn, seat_snapshot)
             written_spends = await self._upsert_day_spend(conn, day_spend)
+            # Member days last: their rollup statement also bumps the data versions, which must
+            # be the transaction's last step (else a statement of its own does).
+            bumped = False
+            erased = 0
+            if usage.member_day_count:
+                written_days, erased, bumped = await self._upsert_member_days(
+                    conn, usage, ids, sorted({org for org, _ in usage.integrations.values()})
+                )
+            if not bumped:
+                await bump_data_versions(conn, (), ids)
         return StoreOutcome(
             written_days, written_snapshots, written_seats, written_spends, erased=erased
         )
 
     @staticmethod
     async def _upsert_member_days(
-        conn: Connection, usage: UsageCopy, org_ids: list[str]
-    ) -> tuple[int, int]:
-        """Returns the member days written and those dropped for an erased member."""
+        conn: Connection, usage: UsageCopy, integration_ids: Sequence[UUID], org_ids: list[str]
+    ) -> tuple[int, int, bool]:
+        """Upsert the member days and their models and refresh the touched rollups; returns the
+        member days written, those dropped for an erased member, and whether the data versions
+        of ``integration_ids``' orgs were bumped (by the rollup statement, when any member day
+        was written)."""
         await _copy_text(conn, "stage_member_days", usage.member_days, MEMBER_DAY_COLUMNS)
         erased = 0
         tombstoned = [r["org_id"] for r in await conn.fetch(_ORGS_WITH_TOMBSTONES, org_ids)]
@@ -522,7 +565,7 @@ class MetricsRepository:
             erased = int(status.rsplit(" ", 1)[-1])
         touched = await conn.fetch(_UPSERT_MEMBER_DAYS)
         if not touched:
-            return 0, erased
+            return 0, erased, False
         accepted = sum(int(row["member_days"]) for row in touched)
         replaced = any(row["replaced"] for row in touched)
         if replaced:
@@ -537,8 +580,9 @@ class MetricsRepository:
             REFRESH_ROLLUPS,
             [row["integration_id"] for row in touched],
             [row["day"] for row in touched],
+            list(integration_ids),
         )
-        return accepted, erased
+        return accepted, erased, True
 
     @staticmethod
     async def _upsert_snapshot(conn: Connection, snapshot: SnapshotRows) -> int:
@@ -603,7 +647,16 @@ class MetricsRepository:
         whether it was applied. An event whose ``sequence`` does not follow the last one applied
         to its integration changes nothing (a redelivery or an overtaken event)."""
         applied: list[bool] = []
+        ids = sorted({event.integration_id for event in events})
         async with self._pool.acquire() as conn, conn.transaction():
+            # An integration may move between orgs: the org it leaves changes too.
+            orgs = {event.org_id for event in events}
+            orgs.update(
+                row["org_id"]
+                for row in await conn.fetch(
+                    "SELECT org_id FROM integrations WHERE integration_id = ANY($1::uuid[])", ids
+                )
+            )
             for event in events:
                 if isinstance(event, IntegrationConnected):
                     status = await conn.fetchval(
@@ -621,6 +674,8 @@ class MetricsRepository:
                     # A rotation changes nothing the metrics show but its place in the order.
                     status = await conn.fetchval(_ROTATED, event.integration_id, event.sequence)
                 applied.append(status is not None)
+            if any(applied):
+                await bump_data_versions(conn, sorted(orgs), ids)
         return applied
 
     @staticmethod
@@ -662,6 +717,10 @@ class MetricsRepository:
                     event.sequence,
                 )
                 applied.append(state is not None)
+            if any(applied):
+                await bump_data_versions(
+                    conn, (), sorted({event.integration_id for event in events})
+                )
         return applied
 
     # --- queries ------------------------------------------------------------------------------
@@ -716,6 +775,7 @@ class MetricsRepository:
                 target=org_id,
                 details={**dict(row), "previous": dict(previous) if previous is not None else None},
             )
+            await bump_data_versions(conn, [org_id], ())
         return _policy(row)
 
     async def audit_page(
@@ -723,6 +783,11 @@ class MetricsRepository:
     ) -> audit.AuditLogPage:
         """The org's audit log in this service (the pool's search_path names the schema)."""
         return await audit.page(self._pool, org_id=org_id, limit=limit, before=before)
+
+    async def data_version(self, org_id: str) -> int:
+        """The org's data version: it changes with every commit that changes its summary."""
+        version: int | None = await self._pool.fetchval(_DATA_VERSION, org_id)
+        return 0 if version is None else version
 
     async def provider_data(
         self, org_id: str, provider: str | None, day_range: DayRange, *, is_admin: bool
@@ -768,6 +833,14 @@ class MetricsRepository:
             )
             for row in rows
         ]
+
+
+async def bump_data_versions(
+    conn: Connection, org_ids: Sequence[str], integration_ids: Sequence[UUID]
+) -> None:
+    """Bump the data versions of ``org_ids`` and of the orgs owning ``integration_ids``; the
+    last statement of the transaction (see ``_BUMP_DATA_VERSIONS``)."""
+    await conn.execute(_BUMP_DATA_VERSIONS, list(org_ids), list(integration_ids))
 
 
 async def _copy_text(conn: Connection, table: str, data: bytes, columns: Sequence[str]) -> None:

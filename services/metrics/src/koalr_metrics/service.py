@@ -45,8 +45,10 @@ from koalr_metrics.insights import (
     baseline_range,
     insights_document,
 )
+from koalr_metrics.jsonio import dumps
 from koalr_metrics.repository import InsightsRepository, MetricsRepository, StoreOutcome
 from koalr_metrics.schemas import InsightsOut, MembersOut, PolicyOut, SummaryOut
+from koalr_metrics.summary_cache import SummaryCache
 from koalr_runtime.auth import Principal, authorize
 from koalr_runtime.kafka import dead_letter_for
 from koalr_runtime.logs import bind_correlation, get_logger
@@ -65,6 +67,11 @@ RECORDS = Counter(
 )
 BATCH_SECONDS = Histogram(
     "koalr_metrics_batch_seconds", "Time to store one consumed batch", ["stream"]
+)
+SUMMARY_CACHE = Counter(
+    "koalr_metrics_summary_cache_total",
+    "Summary requests served from the cache (hit) or queried and rendered (miss)",
+    ["outcome"],
 )
 STORE_FAILURES = Counter(
     "koalr_metrics_store_failures_total",
@@ -367,16 +374,50 @@ class AnalyticsService:
     """The role-filtered queries of the AI Analytics API."""
 
     def __init__(
-        self, repository: MetricsRepository, today: Callable[[], date] = utc_today
+        self,
+        repository: MetricsRepository,
+        today: Callable[[], date] = utc_today,
+        *,
+        summary_cache_entries: int = 0,
     ) -> None:
         self._repo = repository
         self._today = today
+        self.summary_cache = SummaryCache(summary_cache_entries)
+
+    async def summary_json(
+        self, principal: Principal, org_id: str, *, days: int, provider: Provider | None
+    ) -> bytes:
+        """The summary as JSON bytes, from the cache while the org's data version is unchanged
+        (:mod:`koalr_metrics.summary_cache`), else queried and rendered."""
+        authorize(principal, org_id, admin_only=False)
+        today = self._today()
+        key = (org_id, principal.role, principal.is_admin, days, provider, today)
+        # Read before the summary's query: an entry never holds data older than its version.
+        version = await self._repo.data_version(org_id)
+        body = self.summary_cache.get(key, version)
+        if body is not None:
+            SUMMARY_CACHE.labels("hit").inc()
+            return body
+        SUMMARY_CACHE.labels("miss").inc()
+        body = dumps(await self._summary(principal, org_id, days, provider, today))
+        self.summary_cache.put(key, version, body)
+        return body
 
     async def summary(
         self, principal: Principal, org_id: str, *, days: int, provider: Provider | None
     ) -> SummaryOut:
         authorize(principal, org_id, admin_only=False)
-        day_range = DayRange.ending(self._today(), days)
+        return await self._summary(principal, org_id, days, provider, self._today())
+
+    async def _summary(
+        self,
+        principal: Principal,
+        org_id: str,
+        days: int,
+        provider: Provider | None,
+        today: date,
+    ) -> SummaryOut:
+        day_range = DayRange.ending(today, days)
         policy, providers = await self._repo.provider_data(
             org_id, provider, day_range, is_admin=principal.is_admin
         )

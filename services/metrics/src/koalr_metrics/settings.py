@@ -63,6 +63,12 @@ class MetricsSettings(ServiceSettings, AuthSettings, EdgeSettings):
     ingest_batch_timeout_ms: int = Field(
         default=200, ge=1, description="Longest wait for a batch to fill before it is stored."
     )
+    summary_cache_entries: int = Field(
+        default=4096,
+        ge=0,
+        description="Rendered summaries kept per process, each served only while its org's data "
+        "version is unchanged (0: no cache).",
+    )
     retry_initial_backoff_s: float = Field(
         default=0.2, gt=0, description="First pause after the database failed a batch."
     )
