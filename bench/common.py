@@ -130,6 +130,10 @@ def report(measurements: Sequence[Measurement], results_file: Path = RESULTS_FIL
     machine = machine_description()
     print(f"machine: {machine}; revision {_git_revision()}")
     print(format_table(measurements))
+    # What each figure rests on (truth checks, API calls/s, CPU and peak RSS per service...).
+    for m in measurements:
+        if m.notes:
+            print(f"- {m.benchmark} / {m.metric}: {m.notes}")
     new_file = not results_file.exists()
     run_at = datetime.now(UTC).isoformat(timespec="seconds")
     with results_file.open("a", newline="") as fh:
