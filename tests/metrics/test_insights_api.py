@@ -4,8 +4,6 @@ and a Cursor team of five crafted members, side by side."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import statistics
 import time
@@ -33,6 +31,7 @@ from koalr_contracts import (
 )
 from koalr_devstack.databases import scratch_database
 from koalr_metrics.alerts import AlertsOutcome, AlertsPublisher
+from koalr_metrics.background import PeriodicJob
 from koalr_metrics.settings import MetricsSettings
 from koalr_sandbox.testing import GithubSandboxClient, run_sandbox
 from tests.metrics.copilot import premium_spend, seats_snapshot, usage_from_row
@@ -571,7 +570,8 @@ async def test_the_periodic_evaluation_publishes_what_is_pending(seeded: Seeded)
             f"UPDATE {schema}.alerts SET published_at = NULL "  # noqa: S608 - test schema
             f"WHERE alert_key = (SELECT min(alert_key) FROM {schema}.alerts) RETURNING alert_key"
         )
-        task = asyncio.create_task(publisher.run_forever(0.05))
+        job = PeriodicJob("alerts", publisher.run_once, 0.05)
+        job.start()
         try:
 
             async def marked() -> bool:
@@ -583,9 +583,7 @@ async def test_the_periodic_evaluation_publishes_what_is_pending(seeded: Seeded)
 
             await wait_until(marked, timeout_s=20, what="the pending alert published")
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await job.stop()
     finally:
         await conn.close()
     after = await _read_alerts(seeded.settings, settle_s=0.5)

@@ -21,7 +21,6 @@ concurrently.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -205,17 +204,6 @@ class AlertsPublisher:
             await self._repo.mark_published([key for key, _ in pending])
             published += len(pending)
         return published
-
-    async def run_forever(self, interval_s: float) -> None:
-        """Evaluate every ``interval_s`` seconds; a failed run is logged and tried again."""
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the next run retries; nothing is lost
-                log.warning("alerts.run_failed", error_type=type(exc).__name__, error=str(exc))
-            await asyncio.sleep(interval_s)
 
 
 def kafka_publisher(broker: KafkaBroker, topic: str) -> Publish:

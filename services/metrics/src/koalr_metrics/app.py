@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -113,18 +111,19 @@ def create_app(settings: MetricsSettings, *, broker: KafkaBroker | None = None) 
                 partitions=settings.topic_partitions,
             )
             await broker.start()
-            erasures.start()
-            retention.start()
-            jobs = BackgroundJobs()
+            jobs = [erasures, retention]
             if settings.alerts_interval_s > 0:
-                jobs.start(app.state.alerts.run_forever(settings.alerts_interval_s))
+                jobs.append(
+                    PeriodicJob("alerts", app.state.alerts.run_once, settings.alerts_interval_s)
+                )
+            for job in jobs:
+                job.start()
             log.info("metrics.started", schema=settings.db_schema)
             try:
                 yield
             finally:
-                await jobs.stop()
-                await retention.stop()
-                await erasures.stop()
+                for job in reversed(jobs):
+                    await job.stop()
                 await usage_consumer.close()
                 await broker.stop()
         finally:
@@ -187,23 +186,6 @@ def _insights(
         lookback_days=settings.alerts_lookback_days,
     )
     return insights, alerts
-
-
-class BackgroundJobs:
-    """The service's periodic jobs: started with the broker, cancelled before it stops."""
-
-    def __init__(self) -> None:
-        self._tasks: list[asyncio.Task[None]] = []
-
-    def start(self, job: Coroutine[Any, Any, None]) -> None:
-        self._tasks.append(asyncio.create_task(job))
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def _privacy_jobs(
