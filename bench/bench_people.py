@@ -24,14 +24,14 @@ from pydantic import SecretStr
 from bench.bench_metrics import (
     JWT_SECRET,
     _Client,
-    _cpu_seconds,
     _database_url,
     _drop_database,
     _start_server,
     _stop_server,
     _wait_ready,
+    generate_in_sql,
 )
-from bench.common import Measurement
+from bench.common import Measurement, cpu_seconds
 from koalr_devstack.processes import free_port
 from koalr_metrics.settings import MetricsSettings
 
@@ -120,18 +120,6 @@ async def _run() -> list[Measurement]:
         await _drop_database(base_url, name)
 
 
-async def _generate(dsn: str) -> tuple[int, float]:
-    conn = await asyncpg.connect(dsn)
-    started = time.perf_counter()
-    try:
-        for statement in _GENERATE:
-            await conn.execute(statement)
-        member_days = int(await conn.fetchval("SELECT count(*) FROM metrics.member_days"))
-    finally:
-        await conn.close()
-    return member_days, time.perf_counter() - started
-
-
 async def _load(port: int, token: str, clients: int) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = 0
@@ -189,7 +177,7 @@ async def _people(settings: MetricsSettings) -> list[Measurement]:
             f"x {DAYS} days ({MAPPED} mapped) in SQL",
             flush=True,
         )
-        member_days, generate_s = await _generate(settings.database_url)
+        member_days, generate_s = await generate_in_sql(settings.database_url, _GENERATE)
         token = jwt.encode(
             {
                 "sub": "bench",
@@ -202,10 +190,10 @@ async def _people(settings: MetricsSettings) -> list[Measurement]:
         )
         print(f"[bench] metrics: people view, {CLIENTS} clients for {MEASURE_S:.0f} s", flush=True)
         load_before = os.getloadavg()[0]
-        server_before = _cpu_seconds(process.pid)
+        server_before = cpu_seconds(process.pid)
         load_started = time.perf_counter()
         latencies, errors, elapsed = await _load(port, token, CLIENTS)
-        server_cpu = (_cpu_seconds(process.pid) - server_before) / (
+        server_cpu = (cpu_seconds(process.pid) - server_before) / (
             time.perf_counter() - load_started
         )
         alone, alone_errors, _ = await _load(port, token, 1)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
+
 RESULTS_FILE = Path(__file__).resolve().parent / "results.csv"
 FIELDS = (
     "run_at",
@@ -169,10 +171,9 @@ class ProcessSample:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of ``pid`` from ``/proc/<pid>/stat`` (fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    """User plus system CPU time ``pid`` has used so far."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def peak_rss_mib(pid: int) -> float:
