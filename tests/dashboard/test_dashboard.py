@@ -25,8 +25,8 @@ from tests.dashboard.support import ARTIFACTS, build_dashboard, chromium, dollar
 from tests.metrics.copilot import premium_spend, seats_snapshot, usage_from_row
 from tests.metrics.support import (
     Truth,
+    all_committed,
     connected,
-    fully_committed,
     make_settings,
     new_id,
     producer,
@@ -207,18 +207,7 @@ async def site(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterator
                 await publish(broker, settings.topic(topics.SYNC_STATUS), [status])
 
             async def stored() -> bool:
-                return all(
-                    [
-                        await fully_committed(
-                            kafka_bootstrap_servers, settings.group(group), settings.topic(topic)
-                        )
-                        for group, topic in (
-                            (settings.ingest_group, topics.USAGE_RECORDS),
-                            (settings.integrations_group, topics.INTEGRATIONS),
-                            (settings.sync_status_group, topics.SYNC_STATUS),
-                        )
-                    ]
-                )
+                return await all_committed(settings)
 
             await wait_until(stored, what="seed data stored")
             yield Site(url, truth, integrations[ORG], browser)

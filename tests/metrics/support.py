@@ -169,6 +169,22 @@ async def fully_committed(
     return all(committed.get(p, 0) >= end for p, end in ends.items())
 
 
+async def all_committed(settings: MetricsSettings) -> bool:
+    """Every record of the three consumed topics is committed by the service's groups."""
+    return all(
+        [
+            await fully_committed(
+                settings.kafka_bootstrap_servers, settings.group(group), settings.topic(topic)
+            )
+            for group, topic in (
+                (settings.ingest_group, topics.USAGE_RECORDS),
+                (settings.integrations_group, topics.INTEGRATIONS),
+                (settings.sync_status_group, topics.SYNC_STATUS),
+            )
+        ]
+    )
+
+
 async def read_dead_letters(kafka: str, topic: str, expected: int) -> list[DeadLetter]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=kafka, auto_offset_reset="earliest", enable_auto_commit=False

@@ -27,11 +27,11 @@ from koalr_metrics.settings import MetricsSettings
 from koalr_sandbox.testing import GithubSandboxClient, SandboxOrg, run_sandbox
 from tests.metrics.copilot import premium_spend, seats_snapshot, usage_from_row
 from tests.metrics.support import (
+    all_committed,
     auth,
     connected,
     disconnected,
     documented_body_checker,
-    fully_committed,
     make_settings,
     new_id,
     producer,
@@ -175,26 +175,10 @@ async def _seeded(kafka_bootstrap_servers: str, dsn: str) -> AsyncIterator[Seede
         await publish(broker, settings.topic(topics.SYNC_STATUS), [status])
 
         async def done() -> bool:
-            return await _all_committed(settings)
+            return await all_committed(settings)
 
         await wait_until(done, what="copilot events stored")
         yield Seeded(client, truth, copilot_id, cursor_id, seats, broker, settings, dsn, done)
-
-
-async def _all_committed(settings: MetricsSettings) -> bool:
-    """Every record of the three consumed topics is committed by the service's groups."""
-    return all(
-        [
-            await fully_committed(
-                settings.kafka_bootstrap_servers, settings.group(group), settings.topic(topic)
-            )
-            for group, topic in (
-                (settings.ingest_group, topics.USAGE_RECORDS),
-                (settings.integrations_group, topics.INTEGRATIONS),
-                (settings.sync_status_group, topics.SYNC_STATUS),
-            )
-        ]
-    )
 
 
 @asynccontextmanager
@@ -578,7 +562,7 @@ async def test_a_replay_into_a_new_database_gives_the_same_documents(
             }
         )
         async with running_app(replay) as (_, client):
-            await wait_until(lambda: _all_committed(replay), what="topics replayed")
+            await wait_until(lambda: all_committed(replay), what="topics replayed")
             after = [
                 (await client.get(path, headers=auth(ORG), params=params)).content
                 for path, params in paths

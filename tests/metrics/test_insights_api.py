@@ -37,10 +37,10 @@ from koalr_sandbox.testing import GithubSandboxClient, run_sandbox
 from tests.metrics.copilot import premium_spend, seats_snapshot, usage_from_row
 from tests.metrics.support import (
     Truth,
+    all_committed,
     auth,
     connected,
     documented_body_checker,
-    fully_committed,
     make_settings,
     new_id,
     producer,
@@ -215,20 +215,7 @@ async def seeded(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterat
             await publish(broker, settings.topic(topics.SYNC_STATUS), statuses)
 
             async def stored() -> bool:
-                return all(
-                    [
-                        await fully_committed(
-                            settings.kafka_bootstrap_servers,
-                            settings.group(group),
-                            settings.topic(topic),
-                        )
-                        for group, topic in (
-                            (settings.ingest_group, topics.USAGE_RECORDS),
-                            (settings.integrations_group, topics.INTEGRATIONS),
-                            (settings.sync_status_group, topics.SYNC_STATUS),
-                        )
-                    ]
-                )
+                return await all_committed(settings)
 
             await wait_until(stored, timeout_s=90, what="events stored")
             response = await client.put(

@@ -24,10 +24,10 @@ from koalr_metrics.settings import MetricsSettings
 from koalr_sandbox.testing import GithubSandboxClient, run_sandbox
 from tests.metrics.copilot import seats_snapshot, usage_from_row
 from tests.metrics.support import (
+    all_committed,
     auth,
     connected,
     documented_body_checker,
-    fully_committed,
     make_settings,
     new_id,
     producer,
@@ -140,20 +140,7 @@ async def seeded(kafka_bootstrap_servers: str, database_url: str) -> AsyncIterat
             await publish(broker, settings.topic(topics.SYNC_STATUS), [status])
 
             async def done() -> bool:
-                return all(
-                    [
-                        await fully_committed(
-                            settings.kafka_bootstrap_servers,
-                            settings.group(group),
-                            settings.topic(topic),
-                        )
-                        for group, topic in (
-                            (settings.ingest_group, topics.USAGE_RECORDS),
-                            (settings.integrations_group, topics.INTEGRATIONS),
-                            (settings.sync_status_group, topics.SYNC_STATUS),
-                        )
-                    ]
-                )
+                return await all_committed(settings)
 
             await wait_until(done, what="events stored")
             logins = sorted(s["assignee"]["login"] for s in seats)

@@ -19,10 +19,10 @@ from koalr_contracts import UsageRecord, encode_event, topics
 from koalr_metrics.settings import MetricsSettings
 from tests.metrics.support import (
     Truth,
+    all_committed,
     auth,
     connected,
     disconnected,
-    fully_committed,
     make_settings,
     new_id,
     producer,
@@ -117,20 +117,6 @@ def _check_provider(entry: dict[str, Any], expected: dict[str, Any]) -> None:
     assert entry["spend"]["daily"] == expected["daily"]
     assert entry["freshness"]["days_with_data"] == expected["days_with_data"]
     assert entry["freshness"]["days_in_range"] == DAYS
-
-
-async def _all_committed(settings: MetricsSettings) -> bool:
-    pairs = (
-        (settings.ingest_group, topics.USAGE_RECORDS),
-        (settings.integrations_group, topics.INTEGRATIONS),
-        (settings.sync_status_group, topics.SYNC_STATUS),
-    )
-    for group, topic in pairs:
-        if not await fully_committed(
-            settings.kafka_bootstrap_servers, settings.group(group), settings.topic(topic)
-        ):
-            return False
-    return True
 
 
 async def test_exact_totals_through_kafka_with_duplicates_poison_and_replay(
@@ -253,7 +239,7 @@ async def test_exact_totals_through_kafka_with_duplicates_poison_and_replay(
         truth.add([*first, *first[:3], newer, older, tie_a, tie_b, *resync, *unknown_yet])
 
         async with running_app(settings) as (app, client):
-            await wait_until(lambda: _all_committed(settings), what="all offsets committed")
+            await wait_until(lambda: all_committed(settings), what="all offsets committed")
             body = await _summary(client)
             assert [p["integration_id"] for p in body["providers"]] == [str(i1)]
             entry = body["providers"][0]
@@ -296,7 +282,7 @@ async def test_exact_totals_through_kafka_with_duplicates_poison_and_replay(
 
             # The integration known only from usage records shows once it is connected.
             await publish(broker, settings.topic(topics.INTEGRATIONS), [connected(ORG, i3)])
-            await wait_until(lambda: _all_committed(settings), what="i3 connected")
+            await wait_until(lambda: all_committed(settings), what="i3 connected")
             body = await _summary(client)
             shown = {p["integration_id"]: p for p in body["providers"]}
             assert set(shown) == {str(i1), str(i3)}
@@ -305,7 +291,7 @@ async def test_exact_totals_through_kafka_with_duplicates_poison_and_replay(
 
             # Records for a purged integration are dropped.
             await publish(broker, usage_topic, _member_records(i4, t0, seed=2, members=2))
-            await wait_until(lambda: _all_committed(settings), what="purged records consumed")
+            await wait_until(lambda: all_committed(settings), what="purged records consumed")
             conn = await asyncpg.connect(fresh_database_url)
             try:
                 assert (
@@ -344,7 +330,7 @@ async def test_exact_totals_through_kafka_with_duplicates_poison_and_replay(
         sync_status_group="metrics-sync-status-replay",
     )
     async with running_app(replay) as (_, client):
-        await wait_until(lambda: _all_committed(replay), what="replay committed")
+        await wait_until(lambda: all_committed(replay), what="replay committed")
         assert await _summary(client) == snapshot_before
         members = await client.get(
             f"/v1/orgs/{ORG}/ai-analytics/members", params={"days": DAYS}, headers=auth(ORG)
@@ -359,7 +345,7 @@ async def test_exact_totals_through_kafka_with_duplicates_poison_and_replay(
             lambda: _ingested_at_least(app, len(truth.records) + 2 + 2 + 10),
             what="whole topic re-read",
         )
-        await wait_until(lambda: _all_committed(settings), what="replay committed")
+        await wait_until(lambda: all_committed(settings), what="replay committed")
         assert await _summary(client) == snapshot_before
     await rollups_match_member_rows(fresh_database_url, "metrics")
 
