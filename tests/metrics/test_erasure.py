@@ -393,6 +393,25 @@ async def test_an_unknown_member_is_accepted_and_done_with_nothing_removed(org: 
     assert await _rows_mentioning(org, "nobody") == []
 
 
+async def test_erasure_removes_the_members_cross_tool_mapping(org: Org) -> None:
+    url = f"/v1/orgs/{ORG}/ai-analytics/identities"
+    mapping = [
+        {"email": "mapped@example.com", "github_login": "mapped-login"},
+        {"email": "kept@example.com", "github_login": "kept-login"},
+    ]
+    put = await org.client.put(url, headers=auth(ORG), json={"identities": mapping})
+    assert put.status_code == 200, put.text
+
+    final = await _erase(org, "mapped@example.com")
+
+    assert final["rows_removed"] == 1  # the mapping row: the member has no usage stored
+    left = await org.client.get(url, headers=auth(ORG))
+    assert left.json() == {"identities": [mapping[1]]}
+    erased = await _erase(org, "github:kept-login")
+    assert erased["rows_removed"] == 1
+    assert (await org.client.get(url, headers=auth(ORG))).json() == {"identities": []}
+
+
 async def test_erasure_requests_are_validated_and_scoped(org: Org) -> None:
     base = f"/v1/orgs/{ORG}/ai-analytics"
     for bad in ("not-an-email", "@example.com", "a@", "github:", "github:bad login", "a@b@c"):

@@ -85,11 +85,6 @@ WHERE i.org_id = $1 AND s.integration_id = i.integration_id
 """  # noqa: S608 - a constant predicate, no input
 
 # The cross-tool identities mapping (email <-> GitHub login), where this schema has one.
-_IDENTITIES_COLUMNS: Final = """
-SELECT array_agg(column_name::text) FROM information_schema.columns
-WHERE table_schema = current_schema() AND table_name = 'identities'
-"""
-
 _ERASE_IDENTITIES: Final = """
 DELETE FROM identities
 WHERE org_id = $1
@@ -234,9 +229,7 @@ class PrivacyRepository:
                 )
             for statement in (_ERASE_SNAPSHOT_MEMBERS, _ERASE_SEATS):
                 removed += _count(await conn.execute(statement, org_id, member))
-            columns = await conn.fetchval(_IDENTITIES_COLUMNS) or []
-            if {"org_id", "email", "github_login"} <= set(columns):
-                removed += _count(await conn.execute(_ERASE_IDENTITIES, org_id, member))
+            removed += _count(await conn.execute(_ERASE_IDENTITIES, org_id, member))
             # Other services are told before the erasure is marked done: if telling them
             # fails, the transaction rolls back and the erasure is taken up again.
             integrations = [
