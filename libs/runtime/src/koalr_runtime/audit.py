@@ -21,9 +21,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import asyncpg
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 AuditAction = Literal[
@@ -44,6 +45,10 @@ _SECRET_NAME = re.compile(
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 MAX_PAGE = 200
+
+#: The listing route's query parameters, the same on every service.
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+PageBefore = Annotated[int | None, Query(ge=1)]
 
 
 class Actor(Protocol):

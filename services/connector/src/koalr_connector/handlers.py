@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar, cast
 import asyncpg
 import stamina
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response, Security
+from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from faststream import AckPolicy
@@ -242,8 +242,8 @@ audit_router = APIRouter(
 async def get_audit_log(
     org_id: str,
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 50,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: audit.PageLimit = 50,
+    before: audit.PageBefore = None,
 ) -> AuditLogPage:
     repository = cast("Repository", request.app.state.repository)
     return await repository.audit_page(org_id, limit=limit, before=before)

@@ -538,15 +538,15 @@ audit_router = APIRouter(prefix="/v1/orgs/{org_id}/audit-log", tags=["audit"])
     responses=_ADMIN_ERRORS,
     dependencies=[Depends(org_admin)],
     summary="The metrics service's audit log of the organisation (admins only, newest first)",
-    description="Admin actions this service performed for the organisation (settings changes, "
-    "and identities and member erasure where recorded). Page with `before` set to the previous "
+    description="Admin actions this service performed for the organisation: settings changes, "
+    "identities replacements and member erasures. Page with `before` set to the previous "
     "page's `next_before`.",
 )
 async def get_audit_log(
     org_id: str,
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 50,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: audit.PageLimit = 50,
+    before: audit.PageBefore = None,
 ) -> AuditLogPage:
     repository: MetricsRepository = request.app.state.repository
     return await repository.audit_page(org_id, limit=limit, before=before)
