@@ -43,10 +43,8 @@ from koalr_metrics.insights import (
     AnomalyRule,
     InsightsData,
     SeatHolder,
-    baseline_range,
-    daily_spend,
     idle_holders,
-    spend_anomalies,
+    integration_anomalies,
 )
 from koalr_metrics.repository import InsightsRepository
 from koalr_metrics.service import InsightsService
@@ -124,14 +122,7 @@ def find_alerts(
 ) -> list[Alert]:
     """The alerts of one integration: anomalies among the range's days, idle seats whose idle
     period has begun by ``data_through`` (the range's end when there is none)."""
-    spend = daily_spend(data, baseline_range(day_range))
-    anomalies = spend_anomalies(
-        spend,
-        day_range.days,
-        last_day=data.data_through,
-        first_data_day=inputs.first_data_day,
-        rule=rule,
-    )
+    _, anomalies = integration_anomalies(data, inputs, day_range, rule)
     as_of = data.data_through or day_range.end
     idle = [
         (holder, since)

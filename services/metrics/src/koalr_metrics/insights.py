@@ -240,12 +240,12 @@ def _anomaly_out(anomaly: Anomaly) -> AnomalyOut:
     }
 
 
-def provider_insights(
+def integration_anomalies(
     data: ProviderData, inputs: InsightsData, day_range: DayRange, rule: AnomalyRule
-) -> ProviderInsightsOut:
-    """One provider's insights over ``day_range``; ``data`` covers :func:`baseline_range`."""
+) -> tuple[dict[date, Decimal], list[Anomaly]]:
+    """The integration's daily spend over :func:`baseline_range` (``data`` covers it) and the
+    anomalies among ``day_range``'s days: what the insights show and the alerts publish."""
     spend = daily_spend(data, baseline_range(day_range))
-    spend_in_range = sum((spend.get(d, Decimal(0)) for d in day_range.days), Decimal(0))
     anomalies = spend_anomalies(
         spend,
         day_range.days,
@@ -253,6 +253,15 @@ def provider_insights(
         first_data_day=inputs.first_data_day,
         rule=rule,
     )
+    return spend, anomalies
+
+
+def provider_insights(
+    data: ProviderData, inputs: InsightsData, day_range: DayRange, rule: AnomalyRule
+) -> ProviderInsightsOut:
+    """One provider's insights over ``day_range``; ``data`` covers :func:`baseline_range`."""
+    spend, anomalies = integration_anomalies(data, inputs, day_range, rule)
+    spend_in_range = sum((spend.get(d, Decimal(0)) for d in day_range.days), Decimal(0))
     return {
         "provider": data.provider,
         "integration_id": str(data.integration_id),
